@@ -1,0 +1,85 @@
+"""The attack base class: plugins write ``run``; the base does the chores.
+
+``execute`` refuses an oracle that cannot serve the attack's threat model before any
+query, times the run, stamps the oracle's query count, and checks the reconstructions'
+shape and range, so every attack's result means the same thing in the tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from bench.oracle import Oracle, ThreatModel
+
+
+class AttackRefused(RuntimeError):
+    """The cell's oracle cannot give what the attack needs; recorded, never run."""
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    """One reconstruction per target identity (K×C×H×W in [0, 1]) and the attack's trace."""
+
+    reconstructions: Tensor
+    trace: list[dict[str, float]] = field(default_factory=list)
+    queries: int = 0
+    seconds: float = 0.0
+
+
+class Attack:
+    """Base of all attacks. Subclasses set ``threat_model``, ``Params`` and write ``run``."""
+
+    name: ClassVar[str]
+    threat_model: ClassVar[ThreatModel]
+    needs_public_data: ClassVar[bool] = False
+
+    @dataclass(frozen=True)
+    class Params:
+        pass
+
+    def __init__(self, params: Any = None) -> None:
+        self.params = params if params is not None else self.Params()
+
+    @property
+    def budget(self) -> int | None:
+        """Queries allowed per target identity (``None``: unlimited, only counted)."""
+        return getattr(self.params, "budget", None)
+
+    def check(self) -> None:
+        """Refuse parameter combinations a single range cannot express (raise ConfigError)."""
+
+    def run(
+        self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
+    ) -> AttackResult:
+        raise NotImplementedError
+
+    def execute(self, oracle: Oracle, targets: Tensor, public: Tensor | None, seed: int) -> AttackResult:
+        """Run against ``oracle`` for every identity in ``targets``; refuse a wrong oracle up front."""
+        if not oracle.threat_model.serves(self.threat_model):
+            raise AttackRefused(
+                f"attack '{self.name}' needs a {self.threat_model.value} oracle; "
+                f"this cell's defenses leave only {oracle.threat_model.value} access"
+            )
+        if self.needs_public_data and public is None:
+            raise AttackRefused(f"attack '{self.name}' needs public data and the dataset has none")
+        rng = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        start_queries = oracle.queries
+        start = time.perf_counter()
+        result = self.run(oracle, targets, public, self.budget, rng)
+        seconds = time.perf_counter() - start
+        x = result.reconstructions
+        expected = (len(targets), *oracle.input_shape)
+        if tuple(x.shape) != expected:
+            raise ValueError(f"attack '{self.name}' returned reconstructions of shape {tuple(x.shape)}, expected {expected}")
+        if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+            raise ValueError(f"attack '{self.name}' returned reconstructions outside [0, 1]")
+        return dataclasses.replace(
+            result, reconstructions=x.detach().float(), queries=oracle.queries - start_queries, seconds=seconds
+        )

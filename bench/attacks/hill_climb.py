@@ -1,0 +1,65 @@
+"""Hill climbing: the naive black-box "20 questions" baseline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from bench.attacks.base import Attack, AttackResult
+from bench.attacks.priors import initial_images
+from bench.oracle import Oracle, ThreatModel
+from bench.params import param
+from bench.registry import attack
+
+
+@attack("hill-climb")
+class HillClimb(Attack):
+    """Random-perturbation hill climbing on the target confidence (the baseline of
+    Fredrikson et al. 2015's black-box setting; later black-box attacks are measured
+    against it).
+
+    Black-box: each round proposes ``population`` Gaussian perturbations of every identity's
+    current image, queries them in one batch, and keeps the best if its target confidence
+    rose. Stops when the per-identity ``budget`` cannot pay for another round.
+    Example: ``bench run smoke --only attack=hill-climb``.
+    """
+
+    threat_model = ThreatModel.BLACK_BOX
+    needs_public_data = False
+
+    @dataclass(frozen=True)
+    class Params:
+        budget: int = param(20000, help="queries per target identity", low=1)
+        population: int = param(20, help="perturbations proposed per identity per round", low=1)
+        sigma: float = param(0.1, help="standard deviation of a perturbation", low=0, low_open=True)
+        init: str = param("gray", help="starting image", choices=("gray", "zeros", "noise"))
+        trace_every: int = param(1000, help="queries per identity between trace points", low=1)
+
+    def run(
+        self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
+    ) -> AttackResult:
+        p = self.params
+        k = len(targets)
+        rows = torch.arange(k)
+        x = initial_images(p.init, (k, *oracle.input_shape), rng)
+        best = oracle.probabilities(x)[rows, targets]
+        spent = 1
+        trace = [{"queries": oracle.queries, "confidence": float(best.mean())}]
+        per_identity = budget if budget is not None else p.budget
+        while spent < per_identity:
+            n = min(p.population, per_identity - spent)
+            noise = torch.randn((k, n, *oracle.input_shape), generator=rng) * p.sigma
+            candidates = (x[:, None] + noise).clamp(0, 1)
+            probs = oracle.probabilities(candidates.flatten(0, 1)).view(k, n, -1)
+            scores = probs[rows, :, targets]
+            top, arg = scores.max(dim=1)
+            better = top > best
+            x[better] = candidates[rows, arg][better]
+            best = torch.where(better, top, best)
+            before = spent
+            spent += n
+            if spent // p.trace_every > before // p.trace_every or spent >= per_identity:
+                trace.append({"queries": oracle.queries, "confidence": float(best.mean())})
+        return AttackResult(reconstructions=x, trace=trace)

@@ -1,0 +1,122 @@
+"""The ``bench`` command: run grids, list plugins and configs.
+
+Exit codes: 0 all cells complete, 1 some cells failed, 2 invalid config or plugin
+(reported before anything runs or is written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported anywhere below
+
+from bench.errors import ConfigError, PluginError  # noqa: E402
+
+EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, PluginError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description="Sieve: model-inversion attacks and defenses, measured.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a grid config (a YAML file or a shipped name: smoke, default, ...)")
+    run.add_argument("config", help="YAML file or shipped config name")
+    run.add_argument("--workers", type=int, default=1, help="jobs run in this many processes (default 1)")
+    run.add_argument("--plugin", action="append", default=[], metavar="FILE", help="Python file registering plugins")
+    run.add_argument("--results", default="results", help="results root; the grid writes <root>/<name>/")
+    run.add_argument("--cache", default=None, help="artifact cache (default <results>/.cache)")
+    run.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
+                     help="run only cells whose dataset/defense/attack/seed matches (repeatable)")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.set_defaults(func=_cmd_run)
+    ls = sub.add_parser("list", help="list attacks, defenses, datasets or configs")
+    ls.add_argument("kind", choices=("attacks", "defenses", "datasets", "configs"))
+    ls.add_argument("--plugin", action="append", default=[], metavar="FILE", help="Python file registering plugins")
+    ls.set_defaults(func=_cmd_list)
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bench.config import load_config
+    from bench.registry import load_plugin_files
+
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    only = _parse_only(args.only)
+    load_plugin_files(args.plugin)
+    config = load_config(args.config)
+
+    from bench.report.summary import summary_table
+    from bench.results import load_tables
+    from bench.runner import run_grid
+
+    summary = run_grid(config, args.results, args.cache, args.workers, tuple(args.plugin), only,
+                       progress=not args.no_progress)
+    _, metrics = load_tables(summary.results_dir)
+    table = summary_table(metrics)
+    if not table.empty:
+        import pandas as pd
+
+        with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 40):
+            print(table.to_string())
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items()))
+    print(f"\n{summary.total} cells ({counts}) in {summary.wall_seconds:.0f} s -> {summary.results_dir}")
+    for f in summary.failed:
+        print(f"FAILED {f['dataset']} / {f['defense']} / {f['attack']} / seed {f['seed']}: {f['error']}", file=sys.stderr)
+    return EXIT_OK if summary.ok else EXIT_FAILED_CELLS
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from bench.registry import REGISTRIES, load_plugin_files
+
+    load_plugin_files(args.plugin)
+    if args.kind == "configs":
+        from bench.config import shipped_configs
+
+        for name, path in sorted(shipped_configs().items()):
+            print(f"{name:12s} {path}")
+        return EXIT_OK
+    from bench.params import describe
+
+    for name, cls in REGISTRIES[args.kind].items():
+        extra = []
+        for attr in ("stage", "threat_model"):
+            if hasattr(cls, attr):
+                extra.append(f"{attr}: {getattr(cls, attr).value}")
+        if getattr(cls, "needs_public_data", False):
+            extra.append("needs public data")
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        print(f"{name}  [{'; '.join(extra)}]" if extra else name)
+        if doc:
+            print(f"    {doc}")
+        for p in describe(cls.Params):
+            allowed = f"; {p['allowed']}" if p["allowed"] else ""
+            print(f"    {p['name']}: {p['type']} = {p['default']!r}  ({p['help']}{allowed})")
+    return EXIT_OK
+
+
+def _parse_only(items: list[str]) -> dict[str, str]:
+    allowed = ("dataset", "defense", "attack", "seed", "threat_model")
+    only = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in allowed:
+            raise ConfigError(f"--only '{item}': expected KEY=VALUE with KEY one of {', '.join(allowed)}")
+        only[key] = value
+    return only
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""Grid configs: YAML -> validated, frozen specs, expanded into cells grouped by job.
+
+Everything is checked before any cell runs: unknown names list the valid ones, bad
+parameters name the key, the value and what is allowed. A cell id is a short stable hash
+of its spec; a job id hashes what determines its target.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.errors import ConfigError
+from bench.models.training import TrainSpec
+from bench.params import as_dict, param, parse_params
+from bench.registry import ATTACKS, DATASETS, DEFENSES, Registry
+
+TOP_LEVEL_KEYS = ("name", "seeds", "datasets", "target", "evaluator", "defenses", "attacks")
+
+
+@dataclass(frozen=True)
+class EvaluatorSpec:
+    """How the independent evaluator is trained (its architecture is fixed: unlike any target)."""
+
+    epochs: int = param(30, help="training epochs", low=1)
+    lr: float = param(1e-3, help="Adam learning rate", low=0, low_open=True)
+    batch_size: int = param(64, help="minibatch size", low=1)
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """A named plugin with validated parameters, e.g. ``mi-face(steps=200)``."""
+
+    kind: str
+    name: str
+    params: Any
+
+    @property
+    def cls(self) -> type:
+        return _REGISTRIES[self.kind].get(self.name)
+
+    def build(self) -> Any:
+        return self.cls(self.params)
+
+    @property
+    def label(self) -> str:
+        """Readable and stable: the name plus every parameter that differs from its default."""
+        default = as_dict(self.cls.Params()) if _has_defaults(self.cls.Params) else {}
+        changed = {k: v for k, v in as_dict(self.params).items() if default.get(k, object()) != v}
+        if not changed:
+            return self.name
+        return f"{self.name}({','.join(f'{k}={_fmt(v)}' for k, v in changed.items())})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "params": as_dict(self.params)}
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One dataset × defense × attack × seed combination: the row unit of every table."""
+
+    dataset: PluginSpec
+    defenses: tuple[PluginSpec, ...]
+    attack: PluginSpec
+    seed: int
+    target: TrainSpec
+    evaluator: EvaluatorSpec
+
+    @property
+    def defense_label(self) -> str:
+        return "+".join(d.label for d in self.defenses)
+
+    @property
+    def target_defenses(self) -> tuple[PluginSpec, ...]:
+        """The data- and training-stage defenses: they determine the trained target."""
+        return tuple(d for d in self.defenses if d.cls.stage.shapes_target)
+
+    @cached_property
+    def cell_id(self) -> str:
+        return _short_hash(self.to_json())
+
+    @cached_property
+    def job_id(self) -> str:
+        return _short_hash(self.job_key())
+
+    def job_key(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset.to_json(),
+            "defenses": [d.to_json() for d in self.target_defenses],
+            "target": dataclasses.asdict(self.target),
+            "evaluator": dataclasses.asdict(self.evaluator),
+            "seed": self.seed,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset.to_json(),
+            "defenses": [d.to_json() for d in self.defenses],
+            "attack": self.attack.to_json(),
+            "seed": self.seed,
+            "target": dataclasses.asdict(self.target),
+            "evaluator": dataclasses.asdict(self.evaluator),
+        }
+
+    def labels(self) -> dict[str, Any]:
+        """The columns every table carries so a row can be filtered alone."""
+        return {
+            "cell_id": self.cell_id,
+            "job_id": self.job_id,
+            "dataset": self.dataset.label,
+            "defense": self.defense_label,
+            "attack": self.attack.label,
+            "threat_model": self.attack.cls.threat_model.value,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_json(cls, blob: Mapping[str, Any]) -> CellSpec:
+        return cls(
+            dataset=parse_entry({blob["dataset"]["name"]: blob["dataset"]["params"]}, "dataset", "dataset"),
+            defenses=tuple(parse_entry({d["name"]: d["params"]}, "defense", "defense") for d in blob["defenses"]),
+            attack=parse_entry({blob["attack"]["name"]: blob["attack"]["params"]}, "attack", "attack"),
+            seed=int(blob["seed"]),
+            target=parse_params(TrainSpec, blob["target"], "target"),
+            evaluator=parse_params(EvaluatorSpec, blob["evaluator"], "evaluator"),
+        )
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """All cells that share one target: executed together as one notebook."""
+
+    cells: tuple[CellSpec, ...]
+
+    @property
+    def first(self) -> CellSpec:
+        return self.cells[0]
+
+    @property
+    def job_id(self) -> str:
+        return self.first.job_id
+
+    @property
+    def label(self) -> str:
+        c = self.first
+        shaping = "+".join(d.label for d in c.target_defenses) or "none"
+        return f"{c.dataset.label} · {c.target.model} · {shaping} · seed {c.seed}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cells": [c.to_json() for c in self.cells]}
+
+    @classmethod
+    def from_json(cls, blob: Mapping[str, Any]) -> JobSpec:
+        return cls(tuple(CellSpec.from_json(c) for c in blob["cells"]))
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    name: str
+    seeds: tuple[int, ...]
+    datasets: tuple[PluginSpec, ...]
+    target: TrainSpec
+    evaluator: EvaluatorSpec
+    defenses: tuple[tuple[PluginSpec, ...], ...]
+    attacks: tuple[PluginSpec, ...]
+    raw: dict[str, Any] = field(compare=False, repr=False)
+
+    def cells(self) -> list[CellSpec]:
+        return [
+            CellSpec(d, stack, a, s, self.target, self.evaluator)
+            for d in self.datasets for s in self.seeds for stack in self.defenses for a in self.attacks
+        ]
+
+    def jobs(self, cells: Iterable[CellSpec] | None = None) -> list[JobSpec]:
+        groups: dict[str, list[CellSpec]] = {}
+        for cell in self.cells() if cells is None else cells:
+            groups.setdefault(cell.job_id, []).append(cell)
+        return [JobSpec(tuple(g)) for g in groups.values()]
+
+
+_REGISTRIES: dict[str, Registry[type]] = {"attack": ATTACKS, "defense": DEFENSES, "dataset": DATASETS}
+
+
+def shipped_configs() -> dict[str, Path]:
+    folder = resources.files("bench") / "configs"
+    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
+
+
+def load_config(name_or_path: str) -> GridConfig:
+    """A shipped config by name (``smoke``, ``default``) or a YAML file path."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        shipped = shipped_configs()
+        if name_or_path not in shipped:
+            raise ConfigError(
+                f"config '{name_or_path}' is neither a file nor a shipped config; shipped: {', '.join(sorted(shipped))}"
+            )
+        path = shipped[name_or_path]
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
+    return parse_config(raw, default_name=path.stem)
+
+
+def parse_config(raw: Any, default_name: str = "grid") -> GridConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a grid config must be a mapping with keys {', '.join(TOP_LEVEL_KEYS)}")
+    unknown = [k for k in raw if k not in TOP_LEVEL_KEYS]
+    if unknown:
+        raise ConfigError(f"config: unknown key '{unknown[0]}'; allowed: {', '.join(TOP_LEVEL_KEYS)}")
+    for key in ("datasets", "attacks"):
+        if not raw.get(key):
+            raise ConfigError(f"config: '{key}' must be a non-empty list")
+    name = str(raw.get("name", default_name))
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise ConfigError(f"config: name '{name}' may hold only letters, digits, '_', '.', '-'")
+    seeds = raw.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ConfigError(f"config: 'seeds' must be a non-empty list of integers >= 0, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"config: 'seeds' has duplicates: {seeds}")
+    datasets = tuple(parse_entry(e, "dataset", f"datasets[{i}]") for i, e in enumerate(_as_list(raw, "datasets")))
+    attacks = tuple(parse_entry(e, "attack", f"attacks[{i}]") for i, e in enumerate(_as_list(raw, "attacks")))
+    stacks = tuple(_parse_stack(e, f"defenses[{i}]") for i, e in enumerate(_as_list(raw, "defenses", ["none"])))
+    for what, specs in (("datasets", datasets), ("attacks", attacks), ("defenses", stacks)):
+        labels = [s.label if isinstance(s, PluginSpec) else "+".join(d.label for d in s) for s in specs]
+        dupes = sorted({lbl for lbl in labels if labels.count(lbl) > 1})
+        if dupes:
+            raise ConfigError(f"config: '{what}' lists {dupes[0]} twice")
+    for spec in (*datasets, *attacks, *(d for stack in stacks for d in stack)):
+        spec.build().check()
+    return GridConfig(
+        name=name,
+        seeds=tuple(seeds),
+        datasets=datasets,
+        target=parse_params(TrainSpec, raw.get("target"), "target"),
+        evaluator=parse_params(EvaluatorSpec, raw.get("evaluator"), "evaluator"),
+        defenses=stacks,
+        attacks=attacks,
+        raw=raw,
+    )
+
+
+def parse_entry(entry: Any, kind: str, where: str) -> PluginSpec:
+    """A list entry: a name, or a one-key mapping of a name to its parameters."""
+    if isinstance(entry, str):
+        name, params = entry, {}
+    elif isinstance(entry, dict) and len(entry) == 1:
+        ((name, params),) = entry.items()
+        params = params or {}
+        if not isinstance(params, dict):
+            raise ConfigError(f"{where}: parameters of {kind} '{name}' must be a mapping, got {params!r}")
+    else:
+        raise ConfigError(f"{where}: expected a {kind} name or a one-key mapping {{name: {{params}}}}, got {entry!r}")
+    cls = _REGISTRIES[kind].get(str(name))
+    return PluginSpec(kind, str(name), parse_params(cls.Params, params, f"{where}: {kind} '{name}'"))
+
+
+def _parse_stack(entry: Any, where: str) -> tuple[PluginSpec, ...]:
+    items = entry if isinstance(entry, list) else [entry]
+    if not items:
+        raise ConfigError(f"{where}: an empty defense stack; write 'none' for no defense")
+    stack = tuple(parse_entry(e, "defense", f"{where}[{i}]") for i, e in enumerate(items))
+    if len(stack) > 1 and any(d.name == "none" for d in stack):
+        raise ConfigError(f"{where}: 'none' cannot be stacked with other defenses")
+    return stack
+
+
+def _as_list(raw: Mapping[str, Any], key: str, default: list[Any] | None = None) -> list[Any]:
+    value = raw.get(key, default)
+    if not isinstance(value, list):
+        raise ConfigError(f"config: '{key}' must be a list, got {value!r}")
+    return value
+
+
+def _has_defaults(params_cls: type) -> bool:
+    return all(
+        f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING  # type: ignore[misc]
+        for f in dataclasses.fields(params_cls)
+    )
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return "[" + ";".join(map(_fmt, value)) + "]"
+    return str(value)
+
+
+def _short_hash(blob: Any) -> str:
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]

@@ -1,0 +1,6 @@
+"""Built-in datasets; importing this package registers them."""
+
+from bench.data import digits, imagefolder, synthfaces  # noqa: F401  (registration side effect)
+from bench.data.base import DataSplits, Dataset, DatasetMeta, Split
+
+__all__ = ["DataSplits", "Dataset", "DatasetMeta", "Split"]

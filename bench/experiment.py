@@ -1,0 +1,217 @@
+"""The steps of one job, each a library function: the experiment notebook calls them one per
+notebook cell, and :func:`run_job` composes them for tests and scripts.
+
+A job loads its data, trains (or loads) its target and the evaluator once, then runs every
+cell — an attack under the cell's inference defenses — writing each cell's files as soon as
+it is done and skipping cells already complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from bench.attacks.base import Attack, AttackRefused, AttackResult
+from bench.config import CellSpec, JobSpec
+from bench.data.base import DataSplits
+from bench.defenses.base import Stage
+from bench.metrics import reconstruction_rows, scalar_rows
+from bench.models import EVALUATOR_MODEL, ArtifactCache, TrainedModel, accuracy, fit
+from bench.oracle import Oracle
+from bench.provenance import code_version
+from bench.registry import load_plugin_files
+from bench.report.gallery import reconstruction_grid
+from bench.results import atomic_write_bytes, atomic_write_parquet, ResultsDir
+
+EVALUATOR_SEED_OFFSET = 10_000  # the evaluator never shares a seed with a target
+
+
+@dataclass
+class JobContext:
+    """What every cell of a job shares: data, target, evaluator and their accuracies."""
+
+    job: JobSpec
+    splits: DataSplits
+    target: TrainedModel
+    evaluator: TrainedModel
+
+    @property
+    def utility(self) -> dict[str, float]:
+        info = self.target.info
+        return {"test_acc": info["test_acc"], "train_acc": info["train_acc"], "gap": info["train_acc"] - info["test_acc"]}
+
+    @property
+    def evaluator_acc(self) -> float:
+        return float(self.evaluator.info["evaluator_acc"])
+
+
+@dataclass
+class CellOutcome:
+    cell: CellSpec
+    status: str  # done | refused | failed | skipped
+    record: dict[str, Any]
+    result: AttackResult | None = None
+
+
+def setup(threads: int = 1) -> None:
+    """One torch thread per process: parallelism comes from processes (see DESIGN.md)."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+
+
+def parse_job(job_json: str, plugins: list[str] | tuple[str, ...] = ()) -> JobSpec:
+    load_plugin_files(plugins)
+    return JobSpec.from_json(json.loads(job_json))
+
+
+def load_data(job: JobSpec) -> DataSplits:
+    """The dataset's splits with the job's data-stage defenses applied to private training."""
+    cell = job.first
+    splits = cell.dataset.build().load()
+    g = torch.Generator().manual_seed(cell.seed)
+    for spec in cell.target_defenses:
+        d = spec.build()
+        if d.stage == Stage.DATA:
+            splits = splits.replace_private_train(d.transform_data(splits.private_train, g))
+    return splits
+
+
+def train_target(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> TrainedModel:
+    cell = job.first
+    spec = cell.target
+
+    def train(model: torch.nn.Module) -> dict[str, Any]:
+        history = fit(model, splits.private_train, epochs=spec.epochs, lr=spec.lr, batch_size=spec.batch_size,
+                      seed=cell.seed, desc=f"target {spec.model}")
+        return {"history": history, "train_acc": accuracy(model, splits.private_train),
+                "test_acc": accuracy(model, splits.private_test)}
+
+    key = {"kind": "target", **{k: v for k, v in cell.job_key().items() if k != "evaluator"}}
+    return ArtifactCache(cache_dir).get_or_train(key, spec.model, splits.meta.shape, splits.meta.num_classes, train)
+
+
+def train_evaluator(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> TrainedModel:
+    """The independent judge: another architecture and seed, trained on the evaluator split."""
+    cell = job.first
+    spec = cell.evaluator
+    seed = cell.seed + EVALUATOR_SEED_OFFSET
+
+    def train(model: torch.nn.Module) -> dict[str, Any]:
+        history = fit(model, splits.evaluator_train, epochs=spec.epochs, lr=spec.lr, batch_size=spec.batch_size,
+                      seed=seed, desc=f"evaluator {EVALUATOR_MODEL}")
+        return {"history": history, "evaluator_acc": accuracy(model, splits.private_test)}
+
+    key = {"kind": "evaluator", "dataset": cell.dataset.to_json(), "evaluator": dataclasses.asdict(spec), "seed": seed}
+    return ArtifactCache(cache_dir).get_or_train(
+        key, EVALUATOR_MODEL, splits.meta.shape, splits.meta.num_classes, train
+    )
+
+
+def prepare(job: JobSpec, cache_dir: str | Path) -> JobContext:
+    splits = load_data(job)
+    return JobContext(job, splits, train_target(job, splits, cache_dir), train_evaluator(job, splits, cache_dir))
+
+
+def build_oracle(ctx: JobContext, cell: CellSpec, attack: Attack) -> Oracle:
+    """The oracle this cell's attacker gets: its threat model, output defenses and total budget."""
+    k = ctx.splits.meta.num_classes
+    inference = [d.build() for d in cell.defenses if d.cls.stage == Stage.INFERENCE]
+    return Oracle(
+        ctx.target.model,
+        attack.threat_model,
+        num_classes=k,
+        input_shape=ctx.splits.meta.shape,
+        budget=None if attack.budget is None else attack.budget * k,
+        output_transforms=[d.transform_outputs for d in inference],
+    )
+
+
+def pending_cells(job: JobSpec, results_dir: str | Path) -> list[CellSpec]:
+    results = ResultsDir(results_dir)
+    return [c for c in job.cells if not results.is_complete(c.cell_id)]
+
+
+def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOutcome:
+    """Run one attack cell and write its files (record.json last); never raises for the cell's own errors."""
+    results = ResultsDir(results_dir)
+    out = results.cell_dir(cell.cell_id)
+    started = datetime.now(timezone.utc)
+    record: dict[str, Any] = {
+        **cell.labels(), "spec": cell.to_json(), "code_version": code_version(), "started": started.isoformat(),
+        "evaluator_acc": ctx.evaluator_acc, **ctx.utility,
+    }
+    labels = cell.labels()
+    result = None
+    try:
+        attack = cell.attack.build()
+        oracle = build_oracle(ctx, cell, attack)
+        targets = torch.arange(ctx.splits.meta.num_classes)
+        result = attack.execute(oracle, targets, ctx.splits.public.x, seed=cell.seed)
+        rows = reconstruction_rows(result.reconstructions, targets, ctx.splits, ctx.evaluator.model)
+        rows += scalar_rows({"queries": result.queries, "attack_seconds": result.seconds,
+                             "evaluator_acc": ctx.evaluator_acc, **ctx.utility})
+        _write_cell_files(out, labels, rows, result, targets, ctx.splits)
+        record.update(status="done", error=None, queries=result.queries, attack_seconds=result.seconds,
+                      **{m: _all_value(rows, m) for m in ("acc@1", "acc@5", "ssim", "ssim_mean", "knn_acc@1")})
+    except AttackRefused as exc:
+        atomic_write_parquet(_frame(labels, scalar_rows({"evaluator_acc": ctx.evaluator_acc, **ctx.utility})),
+                             out / "metrics.parquet")
+        record.update(status="refused", error=str(exc))
+    except Exception as exc:  # one failing cell never sinks the job
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+    finished = datetime.now(timezone.utc)
+    record.update(finished=finished.isoformat(), seconds=(finished - started).total_seconds())
+    results.write_record(cell.cell_id, record)
+    return CellOutcome(cell, record["status"], record, result)
+
+
+def run_job(job: JobSpec, results_dir: str | Path, cache_dir: str | Path) -> list[CellOutcome]:
+    """The whole job in this process (what the notebook does, without the notebook)."""
+    todo = pending_cells(job, results_dir)
+    if not todo:
+        return []
+    ctx = prepare(job, cache_dir)
+    return [run_cell(ctx, cell, results_dir) for cell in todo]
+
+
+def _write_cell_files(out: Path, labels: dict[str, Any], rows: list[dict[str, Any]], result: AttackResult,
+                      targets: torch.Tensor, splits: DataSplits) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, reconstructions=result.reconstructions.numpy(), targets=targets.numpy())
+    atomic_write_bytes(out / "reconstructions.npz", buf.getvalue())
+    atomic_write_bytes(out / "grid.png", reconstruction_grid(result.reconstructions, targets, splits))
+    if result.trace:
+        atomic_write_parquet(pd.DataFrame([{**labels, **t} for t in result.trace]), out / "trace.parquet")
+    atomic_write_parquet(_frame(labels, rows), out / "metrics.parquet")
+
+
+def _frame(labels: dict[str, Any], rows: list[dict[str, Any]]) -> pd.DataFrame:
+    df = pd.DataFrame([{**labels, **r} for r in rows])
+    df["error"] = df["error"].astype("string")
+    return df
+
+
+def _all_value(rows: list[dict[str, Any]], metric: str) -> float:
+    return next(r["value"] for r in rows if r["metric"] == metric and r["target_class"] == "all")
+
+
+def summary_line(outcome: CellOutcome) -> str:
+    """One line per cell for the notebook and logs."""
+    r = outcome.record
+    head = f"{r['attack']} under {r['defense']}: {outcome.status}"
+    if outcome.status != "done":
+        return f"{head} — {r.get('error')}"
+    return (f"{head} — acc@1 {r['acc@1']:.2f}, ssim {r['ssim']:.2f}, ssim_mean {r['ssim_mean']:.2f}, "
+            f"{r['queries']} queries in {r['attack_seconds']:.1f} s")

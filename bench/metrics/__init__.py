@@ -1,0 +1,80 @@
+"""From (AttackResult, DataSplits, evaluator) to tidy metric rows.
+
+Per target identity a row for each of ``acc@1``, ``acc@5``, ``knn_dist``, ``knn_acc@1``,
+``ssim``, ``ssim_mean``, ``psnr``, ``ssim_margin``; aggregated over identities as
+``target_class = 'all'``. A metric that fails gives rows with its error, never missing rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from bench.data.base import DataSplits
+from bench.metrics.identification import feature_knn, top_k_hits
+from bench.metrics.similarity import best_psnr, best_ssim, ssim
+from bench.models.architectures import Classifier
+
+PER_CLASS_METRICS = ("acc@1", "acc@5", "knn_dist", "knn_acc@1", "ssim", "ssim_mean", "psnr", "ssim_margin")
+
+Row = dict[str, Any]
+
+
+def reconstruction_rows(
+    recon: Tensor, targets: Tensor, splits: DataSplits, evaluator: Classifier
+) -> list[Row]:
+    """Per-identity and aggregated rows of every reconstruction metric."""
+    per_metric: dict[str, tuple[Tensor | None, str | None]] = {}
+
+    def guarded(names: tuple[str, ...], compute: Callable[[], tuple[Tensor, ...]]) -> None:
+        try:
+            values = compute()
+            for name, value in zip(names, values):
+                per_metric[name] = (value, None)
+        except Exception as exc:  # a failing metric becomes rows with its error
+            for name in names:
+                per_metric[name] = (None, f"{type(exc).__name__}: {exc}")
+
+    guarded(("acc@1",), lambda: (top_k_hits(evaluator, recon, targets, 1),))
+    guarded(("acc@5",), lambda: (top_k_hits(evaluator, recon, targets, 5),))
+    guarded(("knn_dist", "knn_acc@1"), lambda: feature_knn(evaluator, recon, targets, splits.private_train))
+    guarded(("ssim", "ssim_mean", "psnr", "ssim_margin"), lambda: _similarities(recon, targets, splits))
+    rows: list[Row] = []
+    for name in PER_CLASS_METRICS:
+        values, error = per_metric[name]
+        for i, k in enumerate(targets.tolist()):
+            value = float("nan") if values is None else float(values[i])
+            rows.append({"target_class": str(k), "metric": name, "value": value, "error": error})
+        mean = float("nan") if values is None else _finite_mean(values)
+        rows.append({"target_class": "all", "metric": name, "value": mean, "error": error})
+    return rows
+
+
+def scalar_rows(values: dict[str, float]) -> list[Row]:
+    """Cell-level metrics (queries, attack_seconds, test_acc, ...) as 'all' rows."""
+    return [{"target_class": "all", "metric": k, "value": float(v), "error": None} for k, v in values.items()]
+
+
+def _similarities(recon: Tensor, targets: Tensor, splits: DataSplits) -> tuple[Tensor, ...]:
+    out = {k: [] for k in ("ssim", "ssim_mean", "psnr", "ssim_margin")}
+    for r, k in zip(recon.numpy(), targets.tolist()):
+        train = splits.private_train.of_class(k)
+        held_out = splits.private_test.of_class(k)
+        best_train = best_ssim(r, train)
+        out["ssim"].append(best_train)
+        out["ssim_mean"].append(ssim(r, train.mean(0).numpy()))
+        out["psnr"].append(best_psnr(r, train))
+        out["ssim_margin"].append(best_train - best_ssim(r, held_out))
+    return tuple(torch.tensor(v, dtype=torch.float64) for v in out.values())
+
+
+def _finite_mean(values: Tensor) -> float:
+    finite = values[torch.isfinite(values)]
+    return float(finite.mean()) if len(finite) else math.nan
+
+
+__all__ = ["PER_CLASS_METRICS", "reconstruction_rows", "scalar_rows"]

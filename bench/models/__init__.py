@@ -1,0 +1,10 @@
+"""Architectures, the training loop, and the artifact cache of trained targets and evaluators."""
+
+from bench.models.architectures import ARCHITECTURES, EVALUATOR_MODEL, TARGET_MODELS, Classifier
+from bench.models.cache import ArtifactCache, TrainedModel
+from bench.models.training import TrainSpec, accuracy, fit, predict
+
+__all__ = [
+    "ARCHITECTURES", "EVALUATOR_MODEL", "TARGET_MODELS", "ArtifactCache", "Classifier", "TrainSpec",
+    "TrainedModel", "accuracy", "fit", "predict",
+]

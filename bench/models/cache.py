@@ -1,0 +1,69 @@
+"""Trained targets and evaluators, cached under a content hash of everything that determines them.
+
+Two processes asking for the same artifact at once are serialised by a file lock: one
+trains, the other waits and loads. Files are written to a temporary name and renamed, and
+loaded with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock
+
+from bench.models.architectures import Classifier
+from bench.models.training import build
+
+# Bump when training code changes what a key produces, so stale artifacts are not reused.
+CACHE_VERSION = 1
+
+
+@dataclass
+class TrainedModel:
+    model: Classifier
+    info: dict[str, Any]  # architecture, key, loss history, accuracies
+    cached: bool  # loaded from the cache rather than trained now
+
+
+def content_hash(key: dict[str, Any]) -> str:
+    blob = json.dumps({"cache_version": CACHE_VERSION, **key}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+class ArtifactCache:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def get_or_train(
+        self, key: dict[str, Any], arch: str, shape: tuple[int, int, int], num_classes: int,
+        train: Callable[[Classifier], dict[str, Any]],
+    ) -> TrainedModel:
+        """Load the artifact for ``key`` or build ``arch`` and ``train`` it (returning its info)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        digest = content_hash(key)
+        path = self.root / f"{digest}.pt"
+        with FileLock(str(self.root / f"{digest}.lock")):
+            if path.exists():
+                blob = torch.load(path, weights_only=True)
+                model = build(blob["info"]["arch"], shape, num_classes, seed=0)
+                model.load_state_dict(blob["state_dict"])
+                return TrainedModel(model.eval(), blob["info"], cached=True)
+            model = build(arch, shape, num_classes, seed=int(key["seed"]))
+            info = {"arch": arch, "key": json.loads(json.dumps(key, default=str)), "hash": digest, **train(model)}
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{digest}.", suffix=".tmp")
+            os.close(fd)
+            try:
+                torch.save({"state_dict": model.state_dict(), "info": info}, tmp)
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            return TrainedModel(model.eval(), info, cached=False)

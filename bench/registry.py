@@ -1,0 +1,143 @@
+"""Plugin registries: one small generic :class:`Registry` per kind of plugin.
+
+Plugins arrive three ways: built-ins register with a decorator when their package is
+imported, installed packages declare ``importlib.metadata`` entry points (groups
+``bench.attacks``, ``bench.defenses``, ``bench.datasets``), and ``--plugin FILE`` imports a
+file the user names. A plugin that fails to import or register is an error naming it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from bench.errors import ConfigError, PluginError
+
+T = TypeVar("T", bound=type)
+
+
+class Registry(Generic[T]):
+    """Name -> class for one kind of plugin, filled lazily from built-ins and entry points."""
+
+    def __init__(self, kind: str, group: str, builtin_package: str) -> None:
+        self.kind = kind
+        self.group = group
+        self.builtin_package = builtin_package
+        self._classes: dict[str, T] = {}
+        self._loaded = False
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Class decorator: ``@attack("mi-face")``."""
+
+        def decorate(cls: T) -> T:
+            existing = self._classes.get(name)
+            if existing is not None and existing.__qualname__ != cls.__qualname__:
+                raise PluginError(
+                    f"{self.kind} '{name}' is registered twice: by {_origin(existing)} and by {_origin(cls)}"
+                )
+            cls.name = name  # type: ignore[attr-defined]
+            self._classes[name] = cls
+            return cls
+
+        return decorate
+
+    def get(self, name: str) -> T:
+        """The class registered as ``name``; an unknown name lists the valid ones."""
+        self._ensure_loaded()
+        if name not in self._classes:
+            hint = difflib.get_close_matches(name, self._classes, n=1)
+            did_you_mean = f"did you mean '{hint[0]}'? " if hint else ""
+            raise ConfigError(
+                f"unknown {self.kind} '{name}': {did_you_mean}available: {', '.join(self.names())}"
+            )
+        return self._classes[name]
+
+    def names(self) -> list[str]:
+        self._ensure_loaded()
+        return sorted(self._classes)
+
+    def items(self) -> list[tuple[str, T]]:
+        return [(n, self.get(n)) for n in self.names()]
+
+    def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        importlib.import_module(self.builtin_package)
+        for ep in importlib.metadata.entry_points(group=self.group):
+            before = set(self._classes)
+            try:
+                obj = ep.load()
+            except Exception as exc:  # any import failure of a third-party plugin
+                dist = getattr(ep.dist, "name", "?")
+                raise PluginError(
+                    f"{self.kind} plugin '{ep.name}' ({ep.value}, from package {dist}) failed to import: {exc!r}"
+                ) from exc
+            if ep.name not in self._classes and obj not in self._classes.values():
+                if isinstance(obj, type):
+                    self.register(ep.name)(obj)  # entry point names a class without the decorator
+                elif set(self._classes) == before:
+                    raise PluginError(
+                        f"{self.kind} plugin '{ep.name}' ({ep.value}) registered nothing: "
+                        f"point the entry point at a class decorated with @{self.kind}(...)"
+                    )
+
+
+ATTACKS: Registry[type] = Registry("attack", "bench.attacks", "bench.attacks")
+DEFENSES: Registry[type] = Registry("defense", "bench.defenses", "bench.defenses")
+DATASETS: Registry[type] = Registry("dataset", "bench.datasets", "bench.data")
+REGISTRIES = {"attacks": ATTACKS, "defenses": DEFENSES, "datasets": DATASETS}
+
+attack = ATTACKS.register
+defense = DEFENSES.register
+dataset = DATASETS.register
+
+
+def load_plugin_files(paths: Iterable[str | Path]) -> None:
+    """Import each ``--plugin FILE``; it must register at least one plugin."""
+    for path in paths:
+        load_plugin_file(path)
+
+
+def load_plugin_file(path: str | Path) -> None:
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise PluginError(f"plugin file {path} does not exist")
+    for registry in REGISTRIES.values():
+        registry._ensure_loaded()
+    module_name = "bench_plugin_" + hashlib.sha1(str(path).encode()).hexdigest()[:10]
+    if module_name in sys.modules:
+        return
+    counts = {kind: len(r.names()) for kind, r in REGISTRIES.items()}
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"plugin file {path} is not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except PluginError:
+        del sys.modules[module_name]
+        raise
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise PluginError(f"plugin file {path} failed to import: {exc!r}") from exc
+    if all(len(r.names()) == counts[kind] for kind, r in REGISTRIES.items()):
+        del sys.modules[module_name]
+        raise PluginError(
+            f"plugin file {path} registered no attack, defense or dataset "
+            "(decorate a class with @attack(...), @defense(...) or @dataset(...) from bench.registry)"
+        )
+
+
+def _origin(cls: Any) -> str:
+    module = sys.modules.get(cls.__module__)
+    where = getattr(module, "__file__", None) or cls.__module__
+    return f"{cls.__qualname__} in {where}"

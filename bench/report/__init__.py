@@ -1,0 +1,1 @@
+"""Figures and summaries drawn from a grid's tidy tables."""

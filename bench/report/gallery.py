@@ -1,0 +1,35 @@
+"""The reconstruction grid of one cell: each identity's private image beside what the attack recovered."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from bench.data.base import DataSplits  # noqa: E402
+
+
+def reconstruction_grid(recon: Tensor, targets: Tensor, splits: DataSplits, max_identities: int = 20) -> bytes:
+    """PNG bytes: top row a private training image per identity, bottom row its reconstruction."""
+    n = min(len(targets), max_identities)
+    fig, axes = plt.subplots(2, n, figsize=(0.9 * n, 2.1), squeeze=False)
+    for i in range(n):
+        k = int(targets[i])
+        for row, img in enumerate((splits.private_train.of_class(k)[0], recon[i])):
+            ax = axes[row, i]
+            arr = img.permute(1, 2, 0).numpy()
+            ax.imshow(arr[..., 0] if arr.shape[-1] == 1 else arr, cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0, i].set_title(splits.meta.identity_names[k][-8:], fontsize=7)
+    axes[0, 0].set_ylabel("private", fontsize=7)
+    axes[1, 0].set_ylabel("recovered", fontsize=7)
+    fig.tight_layout(pad=0.2)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,118 @@
+"""The results folder: its layout, atomic writes, cell records, and the tidy tables.
+
+Every file is written to a temporary name in its folder and renamed, so a grid killed at
+any moment leaves either the old file or the new one, never half of one. A cell is complete
+when its ``record.json`` (written last) says ``done`` or ``refused``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+COMPLETE = ("done", "refused")
+LABEL_COLUMNS = ["cell_id", "job_id", "dataset", "defense", "attack", "threat_model", "seed"]
+METRIC_COLUMNS = [*LABEL_COLUMNS, "target_class", "metric", "value", "error"]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+def atomic_write_table(df: pd.DataFrame, path_without_suffix: Path) -> None:
+    """``<path>.parquet`` and ``<path>.csv``, each atomically."""
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    atomic_write_bytes(path_without_suffix.with_suffix(".parquet"), buf.getvalue())
+    atomic_write_bytes(path_without_suffix.with_suffix(".csv"), df.to_csv(index=False).encode())
+
+
+def atomic_write_parquet(df: pd.DataFrame, path: Path) -> None:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+class ResultsDir:
+    """Paths and records of one grid's results: ``results/<grid-name>/``."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def cell_dir(self, cell_id: str) -> Path:
+        return self.root / "cells" / cell_id
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.root / "jobs" / job_id
+
+    @property
+    def tables(self) -> Path:
+        return self.root / "tables"
+
+    def read_record(self, cell_id: str) -> dict[str, Any] | None:
+        path = self.cell_dir(cell_id) / "record.json"
+        if not path.exists():
+            return None
+        return json.loads(path.read_text())
+
+    def is_complete(self, cell_id: str) -> bool:
+        record = self.read_record(cell_id)
+        return record is not None and record.get("status") in COMPLETE
+
+    def write_record(self, cell_id: str, record: dict[str, Any]) -> None:
+        atomic_write_json(self.cell_dir(cell_id) / "record.json", record)
+
+    def cells_table(self, cell_ids: Iterable[str]) -> pd.DataFrame:
+        """One row per cell (records flattened; missing cells are absent)."""
+        rows = []
+        for cid in cell_ids:
+            record = self.read_record(cid)
+            if record is None:
+                continue
+            row = {k: v for k, v in record.items() if not isinstance(v, (dict, list))}
+            row["params"] = json.dumps(record.get("spec", {}), sort_keys=True)
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def metrics_table(self, cell_ids: Iterable[str]) -> pd.DataFrame:
+        """One row per (cell, target class or 'all', metric) over the complete cells."""
+        frames = []
+        for cid in cell_ids:
+            path = self.cell_dir(cid) / "metrics.parquet"
+            if path.exists() and self.is_complete(cid):
+                frames.append(pd.read_parquet(path))
+        if not frames:
+            return pd.DataFrame(columns=METRIC_COLUMNS)
+        return pd.concat(frames, ignore_index=True)
+
+    def write_tables(self, cell_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        cells = self.cells_table(cell_ids)
+        metrics = self.metrics_table(cell_ids)
+        atomic_write_table(cells, self.tables / "cells")
+        atomic_write_table(metrics, self.tables / "metrics")
+        return cells, metrics
+
+
+def load_tables(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The aggregated ``cells`` and ``metrics`` tables of a results folder."""
+    tables = Path(root) / "tables"
+    return pd.read_parquet(tables / "cells.parquet"), pd.read_parquet(tables / "metrics.parquet")

@@ -1,0 +1,174 @@
+"""Execution of a grid: one papermill notebook per job, in this process or in N worker processes.
+
+The runner skips complete cells (so re-running resumes), isolates failures (a job whose
+notebook dies records its unfinished cells failed; the others go on), shows progress over
+cells, and aggregates the tidy tables and the manifest at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from bench.config import GridConfig, JobSpec
+from bench.provenance import code_version, package_versions
+from bench.results import COMPLETE, ResultsDir, atomic_write_json
+
+KERNEL_NAME = "sieve"
+
+
+@dataclass
+class JobRun:
+    job_id: str
+    seconds: float
+    error: str | None
+    notebook: str
+
+
+@dataclass
+class RunSummary:
+    results_dir: Path
+    total: int
+    statuses: dict[str, int]
+    wall_seconds: float
+    jobs: list[JobRun] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def notebook_path() -> Path:
+    return Path(str(resources.files("bench") / "notebooks" / "experiment.ipynb"))
+
+
+def kernel_name() -> str:
+    """The registered ``sieve`` kernel (``make`` installs it), else this interpreter's ``python3``."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return KERNEL_NAME if KERNEL_NAME in KernelSpecManager().find_kernel_specs() else "python3"
+
+
+def execute_job(job_json: str, job_id: str, results_dir: str, cache_dir: str, plugins: list[str],
+                kernel: str) -> JobRun:
+    """Run one job's notebook with papermill in this process; the executed notebook is kept even on failure."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    results = ResultsDir(results_dir)
+    out = results.job_dir(job_id) / "experiment.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".experiment.{os.getpid()}.tmp.ipynb")
+    start = time.perf_counter()
+    started = datetime.now(timezone.utc).isoformat()
+    error = None
+    try:
+        pm.execute_notebook(
+            str(notebook_path()), str(tmp), kernel_name=kernel, progress_bar=False, log_output=False,
+            parameters={"job_json": job_json, "results_dir": str(Path(results_dir).resolve()),
+                        "cache_dir": str(Path(cache_dir).resolve()), "plugins": plugins},
+        )
+    except PapermillExecutionError as exc:
+        error = f"{exc.ename}: {exc.evalue}"
+    except Exception as exc:  # kernel died, notebook missing: the job fails, the grid goes on
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        if tmp.exists():
+            os.replace(tmp, out)
+    if error is not None:
+        _record_unfinished_failed(JobSpec.from_json(json.loads(job_json)), results, error, out, started)
+    return JobRun(job_id, time.perf_counter() - start, error, str(out))
+
+
+def run_grid(
+    config: GridConfig,
+    results_root: str | Path = "results",
+    cache_dir: str | Path | None = None,
+    workers: int = 1,
+    plugins: tuple[str, ...] = (),
+    only: dict[str, str] | None = None,
+    progress: bool = True,
+) -> RunSummary:
+    """Run every incomplete cell of ``config`` and write the grid's tables and manifest."""
+    results = ResultsDir(Path(results_root) / config.name)
+    cache = Path(cache_dir) if cache_dir is not None else Path(results_root) / ".cache"
+    cells = [c for c in config.cells() if _matches(c.labels(), only or {})]
+    cell_ids = [c.cell_id for c in cells]
+    jobs = config.jobs(cells)
+    todo = [j for j in jobs if any(not results.is_complete(c.cell_id) for c in j.cells)]
+    kernel = kernel_name()
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by kernels: one thread per process
+    started = datetime.now(timezone.utc)
+    manifest = {
+        "name": config.name, "config": config.raw, "code_version": code_version(), "packages": package_versions(),
+        "started": started.isoformat(), "finished": None, "cells": len(cells), "jobs": len(jobs),
+        "workers": workers, "kernel": kernel, "plugins": [str(Path(p).resolve()) for p in plugins],
+    }
+    atomic_write_json(results.root / "manifest.json", manifest)
+    t0 = time.perf_counter()
+    since = time.time()
+    initially_done = len(cells) - sum(1 for c in cells if not results.is_complete(c.cell_id))
+    bar = tqdm(total=len(cells), initial=initially_done, desc=f"{config.name} cells", unit="cell",
+               disable=not progress, dynamic_ncols=True)
+    pending = [c.cell_id for j in todo for c in j.cells if not results.is_complete(c.cell_id)]
+    args = [(json.dumps(j.to_json()), j.job_id, str(results.root), str(cache), list(plugins), kernel) for j in todo]
+    runs: list[JobRun] = []
+    if args:  # worker processes, even for one: the driver stays free to show per-cell progress
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=max(1, min(workers, len(args))), mp_context=ctx) as pool:
+            futures: set[Future[JobRun]] = {pool.submit(execute_job, *a) for a in args}
+            while futures:
+                finished, futures = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
+                runs.extend(f.result() for f in finished)
+                _advance(bar, results, pending, since, initially_done)
+    _advance(bar, results, pending, since, initially_done)
+    bar.close()
+    cells_df, _ = results.write_tables(cell_ids)
+    statuses = cells_df["status"].value_counts().to_dict() if not cells_df.empty else {}
+    failed = cells_df[cells_df["status"] == "failed"][["cell_id", "dataset", "defense", "attack", "seed", "error"]]
+    manifest.update(finished=datetime.now(timezone.utc).isoformat(), statuses=statuses,
+                    wall_seconds=time.perf_counter() - t0,
+                    job_runs=[vars(r) for r in runs])
+    atomic_write_json(results.root / "manifest.json", manifest)
+    return RunSummary(results.root, len(cells), statuses, time.perf_counter() - t0, runs,
+                      failed.to_dict("records") if not cells_df.empty else [])
+
+
+def _advance(bar: tqdm, results: ResultsDir, pending: list[str], since: float, initially_done: int) -> None:
+    """Count cells whose record was written since the run started (done, refused or failed)."""
+    fresh = 0
+    for cid in pending:
+        path = results.cell_dir(cid) / "record.json"
+        if path.exists() and path.stat().st_mtime >= since:
+            fresh += 1
+    bar.n = initially_done + fresh
+    bar.refresh()
+
+
+def _record_unfinished_failed(job: JobSpec, results: ResultsDir, error: str, notebook: Path, started: str) -> None:
+    """A job that died (target could not be trained, kernel crashed) fails the cells it did not record."""
+    now = datetime.now(timezone.utc).isoformat()
+    for cell in job.cells:
+        record = results.read_record(cell.cell_id)
+        if record is not None and (record.get("status") in COMPLETE or record.get("finished", "") >= started):
+            continue
+        results.write_record(cell.cell_id, {
+            **cell.labels(), "spec": cell.to_json(), "code_version": code_version(), "status": "failed",
+            "error": f"job failed before this cell finished: {error}", "notebook": str(notebook),
+            "started": now, "finished": now, "seconds": 0.0,
+        })
+
+
+def _matches(labels: dict[str, Any], only: dict[str, str]) -> bool:
+    return all(str(labels.get(k)) == v or str(labels.get(k)).split("(")[0] == v for k, v in only.items())
