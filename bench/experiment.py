@@ -35,7 +35,7 @@ from bench.registry import load_plugin_files
 from bench.report.gallery import reconstruction_grid
 from bench.results import atomic_write_bytes, atomic_write_parquet, ResultsDir
 
-EVALUATOR_SEED_OFFSET = 10_000  # the evaluator never shares a seed with a target
+EVALUATOR_SEED = 10_000  # one judge per dataset for the whole grid, never a target's seed
 
 
 @dataclass
@@ -103,10 +103,13 @@ def train_target(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> Tra
 
 
 def train_evaluator(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> TrainedModel:
-    """The independent judge: another architecture and seed, trained on the evaluator split."""
+    """The independent judge: another architecture and seed, trained on the evaluator split.
+
+    It does not depend on the cell's seed, so the same judge scores every seed of a dataset.
+    """
     cell = job.first
     spec = cell.evaluator
-    seed = cell.seed + EVALUATOR_SEED_OFFSET
+    seed = EVALUATOR_SEED
 
     def train(model: torch.nn.Module) -> dict[str, Any]:
         history = fit(model, splits.evaluator_train, epochs=spec.epochs, lr=spec.lr, batch_size=spec.batch_size,

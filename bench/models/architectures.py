@@ -59,10 +59,10 @@ def resnet(shape: tuple[int, int, int], num_classes: int) -> Classifier:
     """A small residual network with global pooling: the evaluator, unlike any target."""
     c, _, _ = shape
     features = nn.Sequential(
-        _conv_block(c, 48, 8), _Residual(48), nn.MaxPool2d(2),
-        _conv_block(48, 96, 8), _Residual(96), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        _conv_block(c, 32, 8), nn.MaxPool2d(2), _Residual(32),
+        _conv_block(32, 64, 8), nn.MaxPool2d(2), _Residual(64), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
     )
-    return Classifier(features, 96, num_classes)
+    return Classifier(features, 64, num_classes)
 
 
 ARCHITECTURES: dict[str, Callable[[tuple[int, int, int], int], Classifier]] = {

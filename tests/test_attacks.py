@@ -1,0 +1,72 @@
+import pytest
+import torch
+
+from bench.attacks.base import AttackRefused
+from bench.config import parse_entry
+from bench.metrics.identification import top_k_hits
+from bench.oracle import Oracle, ThreatModel
+from bench.registry import ATTACKS
+
+TINY = {"mi-face": {"steps": 60}, "hill-climb": {"budget": 300, "population": 10}}
+
+
+def make(name):
+    return parse_entry({name: TINY[name]}, "attack", "test").build()
+
+
+def oracle_for(attack, model, threat=None):
+    budget = None if attack.budget is None else attack.budget * 10
+    return Oracle(model, threat or attack.threat_model, 10, (1, 8, 8), budget=budget)
+
+
+def test_every_builtin_attack_has_a_tiny_setting():
+    assert set(ATTACKS.names()) == set(TINY)
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_attack_runs_respects_budget_and_is_deterministic(name, tiny_target, tiny_evaluator, digits):
+    targets = torch.arange(10)
+    a = make(name)
+    o = oracle_for(a, tiny_target)
+    r = a.execute(o, targets, digits.public.x, seed=3)
+    assert r.reconstructions.shape == (10, 1, 8, 8)
+    assert 0 <= r.reconstructions.min() and r.reconstructions.max() <= 1
+    assert r.queries == o.queries > 0 and r.seconds > 0 and r.trace
+    if a.budget is not None:
+        assert r.queries == a.budget * 10  # spends its budget exactly, never more
+    again = make(name).execute(oracle_for(a, tiny_target), targets, digits.public.x, seed=3)
+    assert torch.equal(again.reconstructions, r.reconstructions)
+    # the attacks must recover something: well above chance (0.1) by the target itself
+    with torch.no_grad():
+        hits = (tiny_target(r.reconstructions).argmax(1) == targets).float().mean()
+    assert hits >= 0.8
+
+
+def test_mi_face_stops_at_confidence():
+    from bench.attacks.mi_face import MIFace
+
+    class Easy(torch.nn.Module):  # confidence for class k grows with the mean pixel
+        def forward(self, x):
+            m = x.flatten(1).mean(1, keepdim=True)
+            return torch.cat([20 * m, torch.zeros_like(m)], 1)
+
+    a = MIFace(MIFace.Params(steps=500, confidence=0.9, lr=0.1))
+    o = Oracle(Easy(), ThreatModel.WHITE_BOX, 2, (1, 4, 4))
+    r = a.execute(o, torch.tensor([0]), None, seed=0)
+    assert len(r.trace) < 100  # stopped long before the 500 steps
+
+
+def test_attack_refused_when_oracle_cannot_serve_it(tiny_target):
+    a = make("mi-face")
+    o = oracle_for(a, tiny_target, ThreatModel.BLACK_BOX)
+    with pytest.raises(AttackRefused, match="needs a white-box oracle; this cell's defenses leave only black-box"):
+        a.execute(o, torch.arange(10), None, seed=0)
+    assert o.queries == 0
+    h = make("hill-climb")
+    with pytest.raises(AttackRefused, match="needs a black-box oracle"):
+        h.execute(oracle_for(h, tiny_target, ThreatModel.LABEL_ONLY), torch.arange(10), None, seed=0)
+
+
+def test_reconstructions_are_judged_by_the_evaluator(tiny_target, tiny_evaluator, digits):
+    r = make("mi-face").execute(oracle_for(make("mi-face"), tiny_target), torch.arange(10), None, seed=0)
+    assert top_k_hits(tiny_evaluator, r.reconstructions, torch.arange(10), 1).mean() > 0.3

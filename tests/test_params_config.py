@@ -1,0 +1,106 @@
+import math
+
+import pytest
+
+from bench.cli import main
+from bench.config import load_config, parse_config
+from bench.errors import ConfigError
+
+BASE = {"name": "t", "seeds": [0], "datasets": ["digits"], "attacks": ["mi-face"]}
+
+
+def cfg(**over):
+    return parse_config({**BASE, **over})
+
+
+def test_shipped_configs_parse_and_group_cells_into_jobs():
+    for name in ("smoke", "default"):
+        config = load_config(name)
+        cells = config.cells()
+        jobs = config.jobs()
+        assert len(cells) == len(config.datasets) * len(config.seeds) * len(config.defenses) * len(config.attacks)
+        assert len(jobs) == len(config.datasets) * len(config.seeds)  # attacks share one target per job
+        assert len({c.cell_id for c in cells}) == len(cells)
+
+
+def test_cell_ids_are_stable_and_depend_on_the_spec():
+    a = cfg(attacks=[{"mi-face": {"steps": 100}}]).cells()[0]
+    b = cfg(attacks=[{"mi-face": {"steps": 100}}]).cells()[0]
+    c = cfg(attacks=[{"mi-face": {"steps": 101}}]).cells()[0]
+    assert a.cell_id == b.cell_id != c.cell_id
+    assert a.job_id == c.job_id  # same target
+    assert a.attack.label == "mi-face(steps=100)"
+    assert cfg().cells()[0].attack.label == "mi-face"
+
+
+def test_unknown_attack_lists_valid_names():
+    with pytest.raises(ConfigError, match=r"unknown attack 'mi-fase': did you mean 'mi-face'\? available: .*hill-climb"):
+        cfg(attacks=["mi-fase"])
+
+
+def test_bad_parameter_names_key_value_and_range():
+    with pytest.raises(ConfigError, match=r"parameter 'steps': -5 is out of range; allowed: >= 1"):
+        cfg(attacks=[{"mi-face": {"steps": -5}}])
+    with pytest.raises(ConfigError, match=r"unknown parameter 'stepz' \(did you mean 'steps'\?\)"):
+        cfg(attacks=[{"mi-face": {"stepz": 5}}])
+    with pytest.raises(ConfigError, match=r"parameter 'steps': expected an integer, got 'many'"):
+        cfg(attacks=[{"mi-face": {"steps": "many"}}])
+    with pytest.raises(ConfigError, match=r"parameter 'loss': 'mse' is not allowed; allowed: ce, 1-p"):
+        cfg(attacks=[{"mi-face": {"loss": "mse"}}])
+    with pytest.raises(ConfigError, match=r"target: parameter 'model': 'vit' is not allowed"):
+        cfg(target={"model": "vit"})
+
+
+def test_structural_errors():
+    with pytest.raises(ConfigError, match="unknown key 'attack'"):
+        parse_config({**BASE, "attack": []})
+    with pytest.raises(ConfigError, match="'seeds' has duplicates"):
+        cfg(seeds=[1, 1])
+    with pytest.raises(ConfigError, match="'none' cannot be stacked"):
+        cfg(defenses=[["none", "none"]])
+    with pytest.raises(ConfigError, match="lists mi-face twice"):
+        cfg(attacks=["mi-face", "mi-face"])
+    with pytest.raises(ConfigError, match="train \\+ test \\+ public"):
+        cfg(datasets=[{"digits": {"train": 0.5, "test": 0.3, "public": 0.3}}])
+
+
+def test_float_accepts_inf():
+    from dataclasses import dataclass
+
+    from bench.params import param, parse_params
+
+    @dataclass(frozen=True)
+    class P:
+        epsilon: float = param(1.0, help="x", low=0, low_open=True)
+
+    assert math.isinf(parse_params(P, {"epsilon": "inf"}, "x").epsilon)
+    with pytest.raises(ConfigError, match="allowed: > 0"):
+        parse_params(P, {"epsilon": 0}, "x")
+
+
+def test_cli_config_errors_exit_2_and_write_nothing(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ndatasets: [digits]\nattacks: [nope]\n")
+    results = tmp_path / "results"
+    assert main(["run", str(bad), "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown attack 'nope'" in err and "mi-face" in err and "hill-climb" in err
+    bad.write_text("name: bad\ndatasets: [digits]\nattacks: [{hill-climb: {budget: 0}}]\n")
+    assert main(["run", str(bad), "--results", str(results)]) == 2
+    assert "parameter 'budget': 0 is out of range" in capsys.readouterr().err
+    assert main(["run", "no-such-config", "--results", str(results)]) == 2
+    assert "shipped: default, smoke" in capsys.readouterr().err
+    assert not results.exists()
+
+
+def test_cli_lists_plugins_and_configs(capsys):
+    assert main(["list", "attacks"]) == 0
+    out = capsys.readouterr().out
+    assert "mi-face  [threat_model: white-box]" in out and "hill-climb  [threat_model: black-box]" in out
+    assert "budget: int = 20000" in out
+    assert main(["list", "datasets"]) == 0
+    assert {"digits", "synthfaces", "imagefolder"} <= set(capsys.readouterr().out.split())
+    assert main(["list", "defenses"]) == 0
+    assert "none  [stage: inference]" in capsys.readouterr().out
+    assert main(["list", "configs"]) == 0
+    assert "smoke" in capsys.readouterr().out
