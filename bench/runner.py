@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from bench.config import GridConfig, JobSpec
 from bench.provenance import code_version, package_versions
+from bench.registry import load_plugin_files
 from bench.results import COMPLETE, ResultsDir, atomic_write_json
 
 KERNEL_NAME = "sieve"
@@ -66,6 +67,7 @@ def execute_job(job_json: str, job_id: str, results_dir: str, cache_dir: str, pl
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    load_plugin_files(plugins)  # this worker parses the job's specs too (to record failures)
     results = ResultsDir(results_dir)
     out = results.job_dir(job_id) / "experiment.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
