@@ -97,3 +97,20 @@ def test_mean_ci():
     mean, half = mean_ci(pd.Series([1.0, 2.0, 3.0]))
     assert mean == 2.0 and half == pytest.approx(4.302653 * 1.0 / math.sqrt(3), rel=1e-5)
     assert math.isnan(mean_ci(pd.Series([5.0]))[1])
+
+
+def test_summary_pools_seeds_and_target_classes():
+    import pandas as pd
+
+    from bench.report.summary import summary_table
+
+    rows = []
+    for seed, hits in ((0, [1, 1, 0, 1]), (1, [1, 0, 1, 1])):
+        base = {"dataset": "d", "defense": "none", "attack": "a", "seed": seed}
+        rows += [{**base, "target_class": str(k), "metric": "acc@1", "value": float(h)} for k, h in enumerate(hits)]
+        rows.append({**base, "target_class": "all", "metric": "acc@1", "value": sum(hits) / 4})
+        rows.append({**base, "target_class": "all", "metric": "queries", "value": 100.0 + seed})
+    table = summary_table(pd.DataFrame(rows))
+    mean, half = mean_ci(pd.Series([1, 1, 0, 1, 1, 0, 1, 1], dtype=float))  # 8 pooled values, not 2
+    assert table.loc[("d", "none", "a"), "acc@1"] == f"{mean:.2f} ± {half:.2f}"
+    assert table.loc[("d", "none", "a"), "queries"].startswith("100 ± ")

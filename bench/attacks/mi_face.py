@@ -32,10 +32,10 @@ class MIFace(Attack):
     @dataclass(frozen=True)
     class Params:
         steps: int = param(500, help="maximum gradient steps (the paper's alpha)", low=1)
-        lr: float = param(0.05, help="Adam step size", low=0, low_open=True)
+        lr: float = param(0.1, help="Adam step size", low=0, low_open=True)
         patience: int = param(100, help="stop an identity after this many steps without improvement (beta)", low=1)
-        confidence: float = param(0.999, help="stop an identity once its target confidence reaches this (gamma)", low=0, high=1)
-        loss: str = param("ce", help="cost to descend: 'ce' (-log p) or the paper's '1-p'", choices=("ce", "1-p"))
+        confidence: float = param(1.0, help="stop an identity once its target confidence reaches this (gamma; 1: never)", low=0, high=1)
+        loss: str = param("1-p", help="cost to descend: the paper's '1-p', or 'ce' (-log p)", choices=("ce", "1-p"))
         tv: float = param(0.0, help="total-variation prior weight", low=0)
         l2: float = param(0.0, help="L2 prior weight (mean squared pixel value)", low=0)
         init: str = param("zeros", help="starting image", choices=("gray", "zeros", "noise"))

@@ -33,6 +33,11 @@ class TrainedModel:
     cached: bool  # loaded from the cache rather than trained now
 
 
+def structure(model: torch.nn.Module) -> list[tuple[str, list[int]]]:
+    """Parameter names and shapes: a changed architecture never loads an old artifact."""
+    return [(name, list(t.shape)) for name, t in model.state_dict().items()]
+
+
 def content_hash(key: dict[str, Any]) -> str:
     blob = json.dumps({"cache_version": CACHE_VERSION, **key}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
@@ -48,15 +53,14 @@ class ArtifactCache:
     ) -> TrainedModel:
         """Load the artifact for ``key`` or build ``arch`` and ``train`` it (returning its info)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        digest = content_hash(key)
+        model = build(arch, shape, num_classes, seed=int(key["seed"]))
+        digest = content_hash({**key, "arch": arch, "structure": structure(model)})
         path = self.root / f"{digest}.pt"
         with FileLock(str(self.root / f"{digest}.lock")):
             if path.exists():
                 blob = torch.load(path, weights_only=True)
-                model = build(blob["info"]["arch"], shape, num_classes, seed=0)
                 model.load_state_dict(blob["state_dict"])
                 return TrainedModel(model.eval(), blob["info"], cached=True)
-            model = build(arch, shape, num_classes, seed=int(key["seed"]))
             info = {"arch": arch, "key": json.loads(json.dumps(key, default=str)), "hash": digest, **train(model)}
             fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{digest}.", suffix=".tmp")
             os.close(fd)

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bench.metrics import PER_CLASS_METRICS
+
 SUMMARY_METRICS = ("acc@1", "knn_acc@1", "ssim_mean", "queries", "test_acc")
 
 
@@ -23,8 +25,11 @@ def mean_ci(values: pd.Series) -> tuple[float, float]:
 
 
 def summary_table(metrics: pd.DataFrame, metric_names: tuple[str, ...] = SUMMARY_METRICS) -> pd.DataFrame:
-    """One row per dataset × defense × attack: 'mean ± ci' over seeds of the 'all' rows."""
-    rows = metrics[(metrics["target_class"] == "all") & metrics["metric"].isin(metric_names)]
+    """One row per dataset × defense × attack: 'mean ± ci' over seeds and target classes
+    (per-identity rows where a metric has them, else the cell's 'all' row)."""
+    per_class = metrics["metric"].isin(PER_CLASS_METRICS)
+    pooled = (per_class & (metrics["target_class"] != "all")) | (~per_class & (metrics["target_class"] == "all"))
+    rows = metrics[pooled & metrics["metric"].isin(metric_names)]
     if rows.empty:
         return pd.DataFrame()
     out = []

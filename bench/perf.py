@@ -1,0 +1,94 @@
+"""``make perf``: speed ratios measured from real runs (printed, never asserted).
+
+(a) MI-Face wall time over the raw forward+backward time of the same steps on the same batch;
+(b) papermill and kernel overhead as a share of a grid's wall time;
+(c) SynthFaces images rendered per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from bench.config import load_config, parse_entry  # noqa: E402
+from bench.data.synthfaces import SynthFaces, sample_identities  # noqa: E402
+from bench.experiment import build_oracle, prepare, setup  # noqa: E402
+from bench.runner import run_grid  # noqa: E402
+
+COMPUTE_CELL_MARKERS = ("ex.load_data", "ex.train_target", "ex.train_evaluator", "ex.run_cell")
+
+
+def mi_face_ratio(cache: Path, steps: int = 300) -> dict[str, float]:
+    """MI-Face on the default grid's digits target against a bare loop of the same gradient steps."""
+    job = next(j for j in load_config("default").jobs() if j.first.dataset.name == "digits")
+    ctx = prepare(job, cache)
+    attack = parse_entry({"mi-face": {"steps": steps, "confidence": 1.0, "patience": steps}}, "attack", "perf").build()
+    targets = torch.arange(ctx.splits.meta.num_classes)
+    start = time.perf_counter()
+    attack.execute(build_oracle(ctx, job.first, attack), targets, None, seed=0)
+    attack_seconds = time.perf_counter() - start
+    model = ctx.target.model
+    x = torch.zeros((len(targets), *ctx.splits.meta.shape), requires_grad=True)
+    start = time.perf_counter()
+    for _ in range(steps):
+        F.cross_entropy(model(x), targets).backward()
+    raw_seconds = time.perf_counter() - start
+    return {"attack_s": attack_seconds, "raw_fwd_bwd_s": raw_seconds, "ratio": attack_seconds / raw_seconds}
+
+
+def papermill_overhead(grid: str, workdir: Path, workers: int) -> dict[str, float]:
+    """Run ``grid`` from scratch; overhead = wall time not spent inside the notebooks' compute cells."""
+    summary = run_grid(load_config(grid), workdir / "results", workdir / "cache", workers=workers, progress=True)
+    compute = 0.0
+    for run in summary.jobs:
+        nb = json.loads(Path(run.notebook).read_text())
+        for cell in nb["cells"]:
+            source = "".join(cell.get("source", ""))
+            if cell["cell_type"] == "code" and any(m in source for m in COMPUTE_CELL_MARKERS):
+                compute += float(cell["metadata"].get("papermill", {}).get("duration") or 0.0)
+    busy = summary.wall_seconds * workers
+    return {"grid_wall_s": summary.wall_seconds, "compute_s": compute, "jobs": len(summary.jobs),
+            "overhead_share": max(0.0, busy - compute) / busy}
+
+
+def synthfaces_rate(n: int = 5000) -> float:
+    ds = SynthFaces()
+    people = sample_identities(20, torch.Generator().manual_seed(0))
+    who = torch.arange(n) % 20
+    ds.draw(people, who[:100], stream=9)  # warm-up
+    start = time.perf_counter()
+    ds.draw(people, who, stream=9)
+    return n / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--grid", default="default", help="grid whose papermill overhead is measured")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    setup()
+    with tempfile.TemporaryDirectory(prefix="sieve-perf-") as tmp:
+        work = Path(tmp)
+        rate = synthfaces_rate()
+        overhead = papermill_overhead(args.grid, work, args.workers)
+        mi = mi_face_ratio(work / "cache")
+    print("\nSieve performance (measured now, this machine)")
+    print(f"(a) mi-face / raw forward+backward, same steps and batch: {mi['ratio']:.2f}x "
+          f"({mi['attack_s']:.2f} s vs {mi['raw_fwd_bwd_s']:.2f} s)")
+    print(f"(b) papermill + kernel overhead, '{args.grid}' grid, {args.workers} worker(s): "
+          f"{100 * overhead['overhead_share']:.1f} % of {overhead['grid_wall_s']:.0f} s wall "
+          f"({overhead['jobs']} jobs, {overhead['compute_s']:.0f} s in compute cells; goal < 15 %)")
+    print(f"(c) synthfaces: {rate:,.0f} images/s (32x32 grayscale)")
+
+
+if __name__ == "__main__":
+    main()
