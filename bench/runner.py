@@ -154,8 +154,7 @@ def _advance(bar: tqdm, results: ResultsDir, pending: list[str], since: float, i
         path = results.cell_dir(cid) / "record.json"
         if path.exists() and path.stat().st_mtime >= since:
             fresh += 1
-    bar.n = initially_done + fresh
-    bar.refresh()
+    bar.update(initially_done + fresh - bar.n)
 
 
 def _record_unfinished_failed(job: JobSpec, results: ResultsDir, error: str, notebook: Path, started: str) -> None:
