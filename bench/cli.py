@@ -101,6 +101,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(f"{name}  [{'; '.join(extra)}]" if extra else name)
         if doc:
             print(f"    {doc}")
+        if getattr(cls, "citation", ""):
+            print(f"    cites: {cls.citation}")
         for p in describe(cls.Params):
             allowed = f"; {p['allowed']}" if p["allowed"] else ""
             print(f"    {p['name']}: {p['type']} = {p['default']!r}  ({p['help']}{allowed})")

@@ -238,8 +238,13 @@ def parse_config(raw: Any, default_name: str = "grid") -> GridConfig:
         dupes = sorted({lbl for lbl in labels if labels.count(lbl) > 1})
         if dupes:
             raise ConfigError(f"config: '{what}' lists {dupes[0]} twice")
-    for spec in (*datasets, *attacks, *(d for stack in stacks for d in stack)):
+    for spec in (*datasets, *attacks):
         spec.build().check()
+    for ds in datasets:
+        classes = ds.build().num_classes()
+        for stack in stacks:
+            for d in stack:
+                d.build().check(classes)
     return GridConfig(
         name=name,
         seeds=tuple(seeds),
@@ -272,8 +277,13 @@ def _parse_stack(entry: Any, where: str) -> tuple[PluginSpec, ...]:
     if not items:
         raise ConfigError(f"{where}: an empty defense stack; write 'none' for no defense")
     stack = tuple(parse_entry(e, "defense", f"{where}[{i}]") for i, e in enumerate(items))
-    if len(stack) > 1 and any(d.name == "none" for d in stack):
+    names = [d.name for d in stack]
+    if len(stack) > 1 and "none" in names:
         raise ConfigError(f"{where}: 'none' cannot be stacked with other defenses")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}: a defense appears twice in one stack: {names}")
+    if "dp-sgd" in names and "l1" in names:
+        raise ConfigError(f"{where}: 'dp-sgd' cannot be stacked with 'l1' (Opacus privatises per-sample gradients only)")
     return stack
 
 

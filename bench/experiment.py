@@ -12,9 +12,10 @@ import dataclasses
 import io
 import json
 import os
-import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,14 +23,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from torch import Tensor
 
 from bench.attacks.base import Attack, AttackRefused, AttackResult
 from bench.config import CellSpec, JobSpec
 from bench.data.base import DataSplits
 from bench.defenses.base import Stage
 from bench.metrics import reconstruction_rows, scalar_rows
-from bench.models import EVALUATOR_MODEL, ArtifactCache, TrainedModel, accuracy, fit
-from bench.oracle import Oracle
+from bench.models import EVALUATOR_MODEL, ArtifactCache, Classifier, Recipe, TrainedModel, accuracy, build, fit
+from bench.oracle import Oracle, ThreatModel
 from bench.provenance import code_version
 from bench.registry import load_plugin_files
 from bench.report.gallery import reconstruction_grid
@@ -49,8 +51,12 @@ class JobContext:
 
     @property
     def utility(self) -> dict[str, float]:
+        """The target's accuracies, and under DP-SGD the (epsilon, delta) its accountant spent."""
         info = self.target.info
-        return {"test_acc": info["test_acc"], "train_acc": info["train_acc"], "gap": info["train_acc"] - info["test_acc"]}
+        out = {"test_acc": info["test_acc"], "train_acc": info["train_acc"], "gap": info["train_acc"] - info["test_acc"]}
+        if info.get("epsilon") is not None:
+            out.update(epsilon=float(info["epsilon"]), delta=float(info["delta"]))
+        return out
 
     @property
     def evaluator_acc(self) -> float:
@@ -88,18 +94,27 @@ def load_data(job: JobSpec) -> DataSplits:
     return splits
 
 
+def training_recipe(job: JobSpec) -> Recipe:
+    """The grid's training spec with the job's training-stage defenses applied, in stack order."""
+    recipe = Recipe.from_spec(job.first.target)
+    for spec in job.first.target_defenses:
+        recipe = spec.build().adjust(recipe)
+    return recipe
+
+
 def train_target(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> TrainedModel:
     cell = job.first
-    spec = cell.target
+    recipe = training_recipe(job)
 
-    def train(model: torch.nn.Module) -> dict[str, Any]:
-        history = fit(model, splits.private_train, epochs=spec.epochs, lr=spec.lr, batch_size=spec.batch_size,
-                      seed=cell.seed, desc=f"target {spec.model}")
-        return {"history": history, "train_acc": accuracy(model, splits.private_train),
-                "test_acc": accuracy(model, splits.private_test)}
+    def train(model: Classifier) -> dict[str, Any]:
+        info = fit(model, splits.private_train, recipe, seed=cell.seed, desc=f"target {cell.target.model}")
+        return {**info, "arch": cell.target.model, "recipe": dataclasses.asdict(recipe),
+                "train_acc": accuracy(model, splits.private_train), "test_acc": accuracy(model, splits.private_test)}
 
     key = {"kind": "target", **{k: v for k, v in cell.job_key().items() if k != "evaluator"}}
-    return ArtifactCache(cache_dir).get_or_train(key, spec.model, splits.meta.shape, splits.meta.num_classes, train)
+    make = lambda: build(cell.target.model, splits.meta.shape, splits.meta.num_classes, cell.seed,  # noqa: E731
+                         dropout=recipe.dropout)
+    return ArtifactCache(cache_dir).get_or_train(key, make, train)
 
 
 def train_evaluator(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> TrainedModel:
@@ -111,15 +126,13 @@ def train_evaluator(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> 
     spec = cell.evaluator
     seed = EVALUATOR_SEED
 
-    def train(model: torch.nn.Module) -> dict[str, Any]:
-        history = fit(model, splits.evaluator_train, epochs=spec.epochs, lr=spec.lr, batch_size=spec.batch_size,
-                      seed=seed, desc=f"evaluator {EVALUATOR_MODEL}")
-        return {"history": history, "evaluator_acc": accuracy(model, splits.private_test)}
+    def train(model: Classifier) -> dict[str, Any]:
+        info = fit(model, splits.evaluator_train, Recipe.from_spec(spec), seed=seed, desc=f"evaluator {EVALUATOR_MODEL}")
+        return {**info, "arch": EVALUATOR_MODEL, "evaluator_acc": accuracy(model, splits.private_test)}
 
     key = {"kind": "evaluator", "dataset": cell.dataset.to_json(), "evaluator": dataclasses.asdict(spec), "seed": seed}
-    return ArtifactCache(cache_dir).get_or_train(
-        key, EVALUATOR_MODEL, splits.meta.shape, splits.meta.num_classes, train
-    )
+    make = lambda: build(EVALUATOR_MODEL, splits.meta.shape, splits.meta.num_classes, seed)  # noqa: E731
+    return ArtifactCache(cache_dir).get_or_train(key, make, train)
 
 
 def prepare(job: JobSpec, cache_dir: str | Path) -> JobContext:
@@ -127,18 +140,52 @@ def prepare(job: JobSpec, cache_dir: str | Path) -> JobContext:
     return JobContext(job, splits, train_target(job, splits, cache_dir), train_evaluator(job, splits, cache_dir))
 
 
+def output_transforms(cell: CellSpec) -> list[Callable[[Tensor], Tensor]]:
+    """The cell's inference-stage defenses as functions of the probability vectors, seeded."""
+    g = torch.Generator().manual_seed(cell.seed)
+    return [partial(d.build().transform_outputs, generator=g) for d in cell.defenses if d.cls.stage == Stage.INFERENCE]
+
+
+def access_left(cell: CellSpec, attack: Attack) -> ThreatModel:
+    """A white-box attacker holds the model; others get what the output defenses leave."""
+    if attack.threat_model == ThreatModel.WHITE_BOX:
+        return ThreatModel.WHITE_BOX
+    if any(d.cls.label_only for d in cell.defenses):
+        return ThreatModel.LABEL_ONLY
+    return ThreatModel.BLACK_BOX
+
+
 def build_oracle(ctx: JobContext, cell: CellSpec, attack: Attack) -> Oracle:
     """The oracle this cell's attacker gets: its threat model, output defenses and total budget."""
     k = ctx.splits.meta.num_classes
-    inference = [d.build() for d in cell.defenses if d.cls.stage == Stage.INFERENCE]
     return Oracle(
         ctx.target.model,
-        attack.threat_model,
+        access_left(cell, attack),
         num_classes=k,
         input_shape=ctx.splits.meta.shape,
         budget=None if attack.budget is None else attack.budget * k,
-        output_transforms=[d.transform_outputs for d in inference],
+        output_transforms=output_transforms(cell),
     )
+
+
+@torch.no_grad()
+def oracle_accuracy(ctx: JobContext, cell: CellSpec) -> float:
+    """Top-1 accuracy on held-out private data as an honest user sees it through the defended outputs."""
+    probs = torch.softmax(ctx.target.model.eval()(ctx.splits.private_test.x), dim=1)
+    for transform in output_transforms(cell):
+        probs = transform(probs)
+    return float((probs.argmax(dim=1) == ctx.splits.private_test.y).float().mean())
+
+
+def defense_notes(cell: CellSpec) -> dict[str, Any]:
+    """Which stages the cell's defenses act at, and whether the attacker sees defended outputs."""
+    stages = sorted({d.cls.stage.value for d in cell.defenses if d.name != "none"})
+    output_defended = any(d.cls.stage == Stage.INFERENCE and d.name != "none" for d in cell.defenses)
+    white_box = cell.attack.cls.threat_model == ThreatModel.WHITE_BOX
+    note = ("white-box attacker holds the model: output defenses do not apply"
+            if white_box and output_defended else None)
+    return {"defense_stages": "+".join(stages) or "none", "outputs_defended": output_defended and not white_box,
+            "note": note}
 
 
 def pending_cells(job: JobSpec, results_dir: str | Path) -> list[CellSpec]:
@@ -151,9 +198,10 @@ def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOu
     results = ResultsDir(results_dir)
     out = results.cell_dir(cell.cell_id)
     started = datetime.now(timezone.utc)
+    utility = {"evaluator_acc": ctx.evaluator_acc, **ctx.utility, "oracle_acc": oracle_accuracy(ctx, cell)}
     record: dict[str, Any] = {
-        **cell.labels(), "spec": cell.to_json(), "code_version": code_version(), "started": started.isoformat(),
-        "evaluator_acc": ctx.evaluator_acc, **ctx.utility,
+        **cell.labels(), **defense_notes(cell), "spec": cell.to_json(), "code_version": code_version(),
+        "started": started.isoformat(), **utility,
     }
     labels = cell.labels()
     result = None
@@ -163,14 +211,12 @@ def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOu
         targets = torch.arange(ctx.splits.meta.num_classes)
         result = attack.execute(oracle, targets, ctx.splits.public.x, seed=cell.seed)
         rows = reconstruction_rows(result.reconstructions, targets, ctx.splits, ctx.evaluator.model)
-        rows += scalar_rows({"queries": result.queries, "attack_seconds": result.seconds,
-                             "evaluator_acc": ctx.evaluator_acc, **ctx.utility})
+        rows += scalar_rows({"queries": result.queries, "attack_seconds": result.seconds, **utility})
         _write_cell_files(out, labels, rows, result, targets, ctx.splits)
         record.update(status="done", error=None, queries=result.queries, attack_seconds=result.seconds,
                       **{m: _all_value(rows, m) for m in ("acc@1", "acc@5", "ssim", "ssim_mean", "knn_acc@1")})
     except AttackRefused as exc:
-        atomic_write_parquet(_frame(labels, scalar_rows({"evaluator_acc": ctx.evaluator_acc, **ctx.utility})),
-                             out / "metrics.parquet")
+        atomic_write_parquet(_frame(labels, scalar_rows(utility)), out / "metrics.parquet")
         record.update(status="refused", error=str(exc))
     except Exception as exc:  # one failing cell never sinks the job
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())

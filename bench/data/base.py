@@ -72,5 +72,9 @@ class Dataset:
     def check(self) -> None:
         """Refuse parameter combinations a single range cannot express (raise ConfigError)."""
 
+    def num_classes(self) -> int | None:
+        """Private identities, when known without loading (to check defenses such as top-k)."""
+        return None
+
     def load(self) -> DataSplits:
         raise NotImplementedError

@@ -40,6 +40,9 @@ class Digits(Dataset):
                 "(the rest are the evaluator's extra images)"
             )
 
+    def num_classes(self) -> int:
+        return 10
+
     def load(self) -> DataSplits:
         self.check()
         p = self.params

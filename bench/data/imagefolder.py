@@ -41,6 +41,9 @@ class ImageFolder(Dataset):
         if not root.is_dir():
             raise ConfigError(f"dataset 'imagefolder': parameter 'root' is '{root}', which is not a folder")
 
+    def num_classes(self) -> int | None:
+        return len(self.params.private) or None
+
     def load(self) -> DataSplits:
         p = self.params
         root = Path(p.root).expanduser()

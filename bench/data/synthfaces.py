@@ -161,6 +161,9 @@ class SynthFaces(Dataset):
                 f"allowed: 0..{p.identities - 1}"
             )
 
+    def num_classes(self) -> int:
+        return self.params.identities
+
     def load(self) -> DataSplits:
         self.check()
         p = self.params

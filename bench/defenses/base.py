@@ -1,9 +1,9 @@
 """The defense base class and its stages.
 
 A defense acts at one stage of the pipeline: ``data`` (transform the private training set),
-``training`` (change how the target is trained), ``inference`` (transform what the oracle
-returns) or ``access`` (guard the endpoint). Data and training defenses determine the target,
-so cells that differ only in inference or access defenses share one trained target (a job).
+``training`` (change the training recipe), ``inference`` (transform what the oracle returns)
+or ``access`` (guard the endpoint). Data and training defenses determine the target, so
+cells that differ only in inference or access defenses share one trained target (a job).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from bench.data.base import Split
+from bench.models.training import Recipe
 
 
 class Stage(str, Enum):
@@ -30,11 +31,12 @@ class Stage(str, Enum):
 
 
 class Defense:
-    """Base of all defenses; a subclass sets ``stage`` and ``Params`` and overrides its hook."""
+    """Base of all defenses; a subclass sets ``stage``, ``Params`` and overrides its stage's hook."""
 
     name: ClassVar[str]
     stage: ClassVar[Stage]
     citation: ClassVar[str] = ""
+    label_only: ClassVar[bool] = False  # inference: the attacker is left with the top-1 label only
 
     @dataclass(frozen=True)
     class Params:
@@ -43,13 +45,18 @@ class Defense:
     def __init__(self, params: Any = None) -> None:
         self.params = params if params is not None else self.Params()
 
-    def check(self) -> None:
-        """Refuse parameter combinations a single range cannot express (raise ConfigError)."""
+    def check(self, num_classes: int | None) -> None:
+        """Refuse what a single range cannot express, e.g. more classes than the dataset has
+        (raise ConfigError); ``num_classes`` is None when unknown before loading."""
 
     def transform_data(self, split: Split, generator: torch.Generator) -> Split:
         """Data stage: the private training set the target is trained on instead of ``split``."""
         return split
 
-    def transform_outputs(self, probs: Tensor) -> Tensor:
-        """Inference stage: what the oracle returns instead of ``probs``."""
+    def adjust(self, recipe: Recipe) -> Recipe:
+        """Training stage: the training recipe with this defense applied."""
+        return recipe
+
+    def transform_outputs(self, probs: Tensor, generator: torch.Generator) -> Tensor:
+        """Inference stage: what the oracle returns instead of the probability vectors ``probs``."""
         return probs

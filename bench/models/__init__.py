@@ -2,9 +2,9 @@
 
 from bench.models.architectures import ARCHITECTURES, EVALUATOR_MODEL, TARGET_MODELS, Classifier
 from bench.models.cache import ArtifactCache, TrainedModel
-from bench.models.training import TrainSpec, accuracy, fit, predict
+from bench.models.training import Recipe, TrainSpec, accuracy, build, fit
 
 __all__ = [
-    "ARCHITECTURES", "EVALUATOR_MODEL", "TARGET_MODELS", "ArtifactCache", "Classifier", "TrainSpec",
-    "TrainedModel", "accuracy", "fit", "predict",
+    "ARCHITECTURES", "EVALUATOR_MODEL", "TARGET_MODELS", "ArtifactCache", "Classifier", "Recipe", "TrainSpec",
+    "TrainedModel", "accuracy", "build", "fit",
 ]

@@ -20,7 +20,6 @@ import torch
 from filelock import FileLock
 
 from bench.models.architectures import Classifier
-from bench.models.training import build
 
 # Bump when training code changes what a key produces, so stale artifacts are not reused.
 CACHE_VERSION = 1
@@ -48,20 +47,19 @@ class ArtifactCache:
         self.root = Path(root)
 
     def get_or_train(
-        self, key: dict[str, Any], arch: str, shape: tuple[int, int, int], num_classes: int,
-        train: Callable[[Classifier], dict[str, Any]],
+        self, key: dict[str, Any], make: Callable[[], Classifier], train: Callable[[Classifier], dict[str, Any]],
     ) -> TrainedModel:
-        """Load the artifact for ``key`` or build ``arch`` and ``train`` it (returning its info)."""
+        """Load the artifact for ``key`` into ``make()`` or ``train`` it (which returns its info)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        model = build(arch, shape, num_classes, seed=int(key["seed"]))
-        digest = content_hash({**key, "arch": arch, "structure": structure(model)})
+        model = make()
+        digest = content_hash({**key, "structure": structure(model)})
         path = self.root / f"{digest}.pt"
         with FileLock(str(self.root / f"{digest}.lock")):
             if path.exists():
                 blob = torch.load(path, weights_only=True)
                 model.load_state_dict(blob["state_dict"])
                 return TrainedModel(model.eval(), blob["info"], cached=True)
-            info = {"arch": arch, "key": json.loads(json.dumps(key, default=str)), "hash": digest, **train(model)}
+            info = {"key": json.loads(json.dumps(key, default=str)), "hash": digest, **train(model)}
             fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{digest}.", suffix=".tmp")
             os.close(fd)
             try:

@@ -1,0 +1,181 @@
+"""Every defense: its effect, and its refusal of bad parameters with a message naming the key."""
+
+import math
+
+import pytest
+import torch
+
+from bench.config import parse_config, parse_entry
+from bench.data.base import Split
+from bench.defenses.base import Stage
+from bench.errors import ConfigError
+from bench.models.training import Recipe, accuracy, build, fit
+from bench.registry import DEFENSES
+
+G = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+
+
+def make(name, **params):
+    spec = parse_entry({name: params}, "defense", "test")
+    d = spec.build()
+    d.check(10)
+    return d
+
+
+def images(n=6, side=12):
+    x = torch.zeros(n, 1, side, side)
+    x[:, :, ::2, ::2] = 1.0  # a checkerboard: maximal high frequencies
+    return Split(x, torch.arange(n) % 3)
+
+
+def test_every_defense_is_listed_with_a_stage_and_citation():
+    names = set(DEFENSES.names())
+    assert {"none", "blur", "pixelate", "mask", "augment", "dropout", "weight-decay", "l1", "dp-sgd",
+            "label-smoothing", "early-stop", "round", "topk", "label-only", "noise", "bins"} <= names
+    for name, cls in DEFENSES.items():
+        assert isinstance(cls.stage, Stage)
+        assert name == "none" or cls.citation, name
+
+
+# --- data stage ---------------------------------------------------------------------------
+
+def test_blur_and_pixelate_remove_high_frequencies():
+    s = images()
+    tv = lambda x: (x[..., 1:, :] - x[..., :-1, :]).abs().mean()  # noqa: E731
+    blurred = make("blur", sigma=1.5).transform_data(s, G())
+    pixelated = make("pixelate", block=2).transform_data(s, G())
+    assert tv(blurred.x) < 0.3 * tv(s.x) and tv(pixelated.x) < 0.3 * tv(s.x)
+    assert blurred.x.shape == s.x.shape == pixelated.x.shape and torch.equal(blurred.y, s.y)
+    assert torch.allclose(pixelated.x, torch.full_like(s.x, 0.25))  # each 2×2 tile averages to 1/4
+
+
+def test_mask_blacks_out_the_band_only():
+    s = Split(torch.ones(2, 1, 10, 10), torch.tensor([0, 1]))
+    out = make("mask", top=0.3, bottom=0.5).transform_data(s, G()).x
+    assert (out[:, :, 3:5] == 0).all() and (out[:, :, :3] == 1).all() and (out[:, :, 5:] == 1).all()
+
+
+def test_augment_adds_jittered_copies_deterministically():
+    s = images()
+    a = make("augment", strength=0.8, copies=2).transform_data(s, G())
+    b = make("augment", strength=0.8, copies=2).transform_data(s, G())
+    assert len(a) == 3 * len(s) and torch.equal(a.x, b.x) and torch.equal(a.y, s.y.repeat(3))
+    assert not torch.equal(a.x[len(s):2 * len(s)], s.x) and 0 <= a.x.min() and a.x.max() <= 1
+
+
+# --- training stage -----------------------------------------------------------------------
+
+def test_training_defenses_change_the_recipe():
+    r = Recipe(epochs=30, lr=1e-3, batch_size=64)
+    assert make("dropout", p=0.3).adjust(r).dropout == 0.3
+    assert make("weight-decay", strength=1e-3).adjust(r).weight_decay == 1e-3
+    assert make("l1", strength=1e-4).adjust(r).l1 == 1e-4
+    assert make("label-smoothing", alpha=-0.1).adjust(r).label_smoothing == -0.1
+    assert make("early-stop", epochs=3).adjust(r).epochs == 3
+    dp = make("dp-sgd", epsilon=2).adjust(r)
+    assert dp.private and dp.dp_epsilon == 2
+    assert make("dp-sgd").adjust(r).dp_epsilon == 8.0
+    assert not make("dp-sgd", epsilon="inf").adjust(r).private
+
+
+def test_negative_label_smoothing_pushes_wrong_classes_down(digits):
+    from bench.models.training import smoothed_cross_entropy
+
+    logits = torch.tensor([[2.0, 0.0, 0.0]], requires_grad=True)
+    smoothed_cross_entropy(logits, torch.tensor([0]), -0.3).backward()
+    plain = torch.tensor([[2.0, 0.0, 0.0]], requires_grad=True)
+    torch.nn.functional.cross_entropy(plain, torch.tensor([0])).backward()
+    assert (logits.grad[0, 1:] > plain.grad[0, 1:]).all()  # stronger push on the wrong classes
+    assert smoothed_cross_entropy(plain, torch.tensor([0]), 0.0).item() == pytest.approx(
+        torch.nn.functional.cross_entropy(plain, torch.tensor([0])).item())
+
+
+def small_train(digits, recipe, seed=0):
+    net = build("mlp", digits.meta.shape, 10, seed=seed, dropout=recipe.dropout)
+    info = fit(net, digits.private_train, recipe, seed=seed, desc="test")
+    return net, info
+
+
+def test_dp_sgd_spends_at_most_its_epsilon_and_costs_accuracy(digits):
+    base = Recipe(epochs=3, lr=2e-3, batch_size=64)
+    plain, _ = small_train(digits, base)
+    private, info = small_train(digits, make("dp-sgd", epsilon=1).adjust(base))
+    assert 0 < info["epsilon"] <= 1.0 + 1e-6 and info["delta"] == 1e-5 and info["noise_multiplier"] > 0
+    assert accuracy(private, digits.private_test) < accuracy(plain, digits.private_test)
+    assert not any(hasattr(p, "grad_sample") and p.grad_sample is not None for p in private.parameters())
+
+
+def test_dp_sgd_with_infinite_epsilon_is_the_plain_training_path(digits):
+    base = Recipe(epochs=2, lr=2e-3, batch_size=64)
+    plain, _ = small_train(digits, base)
+    inf, info = small_train(digits, make("dp-sgd", epsilon=float("inf")).adjust(base))
+    assert math.isinf(info["epsilon"])
+    for a, b in zip(plain.state_dict().values(), inf.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_dp_sgd_noise_multiplier_is_accounted(digits):
+    _, info = small_train(digits, make("dp-sgd", noise_multiplier=1.0).adjust(Recipe(epochs=1, lr=1e-3, batch_size=64)))
+    assert 0 < info["epsilon"] < math.inf
+
+
+# --- inference stage ----------------------------------------------------------------------
+
+PROBS = torch.tensor([[0.613, 0.25, 0.137], [0.04, 0.16, 0.8]])
+
+
+def test_round_topk_label_only_bins():
+    assert torch.allclose(make("round", decimals=1).transform_outputs(PROBS, G()),
+                          torch.tensor([[0.6, 0.2, 0.1], [0.0, 0.2, 0.8]]))  # 0.25 rounds half to even
+    assert torch.equal(make("topk", k=1).transform_outputs(PROBS, G()),
+                       torch.tensor([[0.613, 0.0, 0.0], [0.0, 0.0, 0.8]]))
+    assert torch.equal(make("label-only").transform_outputs(PROBS, G()), torch.tensor([[1.0, 0, 0], [0, 0, 1.0]]))
+    assert DEFENSES.get("label-only").label_only
+    assert torch.allclose(make("bins", edges=[0.5, 0.8]).transform_outputs(PROBS, G()),
+                          torch.tensor([[0.65, 0.25, 0.25], [0.25, 0.25, 0.9]]))
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "laplace"])
+def test_noise_keeps_a_distribution_and_is_seeded(kind):
+    d = make("noise", scale=0.1, kind=kind)
+    p = torch.softmax(torch.randn(200, 10, generator=G()), dim=1)
+    a, b = d.transform_outputs(p, G()), d.transform_outputs(p, G())
+    assert torch.equal(a, b) and not torch.allclose(a, p)
+    assert (a >= 0).all() and torch.allclose(a.sum(1), torch.ones(200))
+
+
+# --- refusals -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("entry, message", [
+    ({"blur": {"sigma": -1}}, r"defense 'blur': parameter 'sigma': -1.0 is out of range; allowed: > 0"),
+    ({"pixelate": {"block": 1}}, r"parameter 'block': 1 is out of range; allowed: >= 2"),
+    ({"mask": {"top": 0.6, "bottom": 0.4}}, r"top < bottom"),
+    ({"augment": {"strength": 2}}, r"parameter 'strength': 2.0 is out of range"),
+    ({"dropout": {"p": 1.0}}, r"parameter 'p' is 1.0; allowed: > 0 and < 1"),
+    ({"weight-decay": {"strength": 0}}, r"parameter 'strength': 0.0 is out of range; allowed: > 0"),
+    ({"dp-sgd": {"epsilon": 0}}, r"defense 'dp-sgd': parameter 'epsilon': 0.0 is out of range; allowed: > 0"),
+    ({"dp-sgd": {"epsilon": -3}}, r"parameter 'epsilon': -3.0 is out of range"),
+    ({"dp-sgd": {"epsilon": 1, "noise_multiplier": 1}}, r"give 'epsilon' or 'noise_multiplier', not both"),
+    ({"dp-sgd": {"epsilom": 1}}, r"unknown parameter 'epsilom' \(did you mean 'epsilon'\?\)"),
+    ({"label-smoothing": {"alpha": 1.5}}, r"parameter 'alpha': 1.5 is out of range"),
+    ({"early-stop": {"epochs": 0}}, r"parameter 'epochs': 0 is out of range"),
+    ({"round": {"decimals": -1}}, r"parameter 'decimals': -1 is out of range"),
+    ({"topk": {"k": 11}}, r"defense 'topk': parameter 'k' is 11, larger than the 10 classes; allowed: 1..10"),
+    ({"noise": {"kind": "uniform"}}, r"parameter 'kind': 'uniform' is not allowed; allowed: gaussian, laplace"),
+    ({"bins": {"edges": [0.8, 0.5]}}, r"parameter 'edges' is \[0.8, 0.5\]"),
+])
+def test_bad_parameters_are_refused_before_anything_runs(entry, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"name": "t", "datasets": ["digits"], "attacks": ["mi-face"], "defenses": [entry]})
+
+
+def test_stacks_are_labelled_and_checked():
+    cfg = parse_config({"name": "t", "datasets": ["digits"], "attacks": ["hill-climb"],
+                        "defenses": [[{"dp-sgd": {"epsilon": 8}}, {"round": {"decimals": 2}}]]})
+    cell = cfg.cells()[0]
+    assert cell.defense_label == "dp-sgd(epsilon=8)+round"
+    assert [d.name for d in cell.target_defenses] == ["dp-sgd"]
+    with pytest.raises(ConfigError, match="'dp-sgd' cannot be stacked with 'l1'"):
+        parse_config({"name": "t", "datasets": ["digits"], "attacks": ["mi-face"], "defenses": [["dp-sgd", "l1"]]})
+    with pytest.raises(ConfigError, match="appears twice"):
+        parse_config({"name": "t", "datasets": ["digits"], "attacks": ["mi-face"], "defenses": [["round", "round"]]})
