@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 bench: setup
-	$(BIN)/bench run default
+	$(BIN)/bench run default --workers 2
 
 test: setup
 	$(BIN)/python -m pytest

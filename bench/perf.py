@@ -2,7 +2,8 @@
 
 (a) MI-Face wall time over the raw forward+backward time of the same steps on the same batch;
 (b) papermill and kernel overhead as a share of a grid's wall time;
-(c) SynthFaces images rendered per second.
+(c) SynthFaces images rendered per second;
+(d) DP-SGD (Opacus) training time over plain training of the same model on the same data.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from bench.config import load_config, parse_entry  # noqa: E402
+from bench.data.digits import Digits  # noqa: E402
 from bench.data.synthfaces import SynthFaces, sample_identities  # noqa: E402
 from bench.experiment import build_oracle, prepare, setup  # noqa: E402
+from bench.models.training import Recipe, build, fit  # noqa: E402
 from bench.runner import run_grid  # noqa: E402
 
 COMPUTE_CELL_MARKERS = ("ex.load_data", "ex.train_target", "ex.train_evaluator", "ex.run_cell")
@@ -60,6 +63,19 @@ def papermill_overhead(grid: str, workdir: Path, workers: int) -> dict[str, floa
             "overhead_share": max(0.0, busy - compute) / busy}
 
 
+def dp_sgd_ratio(epochs: int = 5) -> dict[str, float]:
+    """The default target (cnn) on digits' private training set, plain against DP-SGD at epsilon 8."""
+    splits = Digits().load()
+    base = Recipe(epochs=epochs, lr=1e-3, batch_size=32)
+    seconds = {}
+    for name, recipe in (("plain", base), ("dp_sgd", base.replace(dp_epsilon=8.0))):
+        net = build("cnn", splits.meta.shape, splits.meta.num_classes, seed=0)
+        start = time.perf_counter()
+        fit(net, splits.private_train, recipe, seed=0, desc=name)
+        seconds[name] = time.perf_counter() - start
+    return {**seconds, "ratio": seconds["dp_sgd"] / seconds["plain"]}
+
+
 def synthfaces_rate(n: int = 5000) -> float:
     ds = SynthFaces()
     people = sample_identities(20, torch.Generator().manual_seed(0))
@@ -79,6 +95,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sieve-perf-") as tmp:
         work = Path(tmp)
         rate = synthfaces_rate()
+        dp = dp_sgd_ratio()
         overhead = papermill_overhead(args.grid, work, args.workers)
         mi = mi_face_ratio(work / "cache")
     print("\nSieve performance (measured now, this machine)")
@@ -88,6 +105,8 @@ def main() -> None:
           f"{100 * overhead['overhead_share']:.1f} % of {overhead['grid_wall_s']:.0f} s wall "
           f"({overhead['jobs']} jobs, {overhead['compute_s']:.0f} s in compute cells; goal < 15 %)")
     print(f"(c) synthfaces: {rate:,.0f} images/s (32x32 grayscale)")
+    print(f"(d) DP-SGD / plain training, cnn on digits, 5 epochs: {dp['ratio']:.2f}x "
+          f"({dp['dp_sgd']:.1f} s vs {dp['plain']:.1f} s)")
 
 
 if __name__ == "__main__":

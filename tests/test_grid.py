@@ -15,6 +15,9 @@ datasets:
   - digits
 target: {model: mlp, epochs: 4}
 evaluator: {epochs: 3}
+defenses:
+  - none
+  - label-only
 attacks:
   - mi-face: {steps: 40}
   - hill-climb: {budget: 200}
@@ -98,7 +101,8 @@ def test_failing_plugin_cell_is_isolated(tmp_path, capsys):
     code = main(["run", str(config), "--results", str(tmp_path), "--plugin", str(plugin), "--no-progress"])
     assert code == 1
     assert "FAILED digits / none / explodes / seed 0: RuntimeError: boom in plugin" in capsys.readouterr().err
-    cells = pd.read_parquet(tmp_path / "tiny" / "tables" / "cells.parquet").set_index("attack")
+    cells = pd.read_parquet(tmp_path / "tiny" / "tables" / "cells.parquet")
+    cells = cells[cells.defense == "none"].set_index("attack")
     assert cells.loc["explodes", "status"] == "failed"
     assert (cells.drop(index="explodes")["status"] == "done").all()
     record = json.loads((tmp_path / "tiny" / "cells" / cells.loc["explodes", "cell_id"] / "record.json").read_text())
@@ -127,7 +131,7 @@ def test_job_that_cannot_train_fails_all_its_cells(tmp_path):
     cells = pd.read_parquet(tmp_path / "tiny" / "tables" / "cells.parquet").set_index("dataset")
     assert (cells.loc["unreadable", "status"] == "failed").all()
     assert cells.loc["unreadable", "error"].str.contains("job failed before this cell finished: OSError: disk on fire").all()
-    assert (cells.loc["digits", "status"] == "done").all()
+    assert set(cells.loc["digits", "status"]) == {"done", "refused"}
 
 
 def test_workers_give_the_same_tables_as_one_process(tmp_path):
@@ -142,3 +146,9 @@ def test_workers_give_the_same_tables_as_one_process(tmp_path):
     two = two[two.metric != "attack_seconds"].sort_values(key).reset_index(drop=True)
     assert len(one) == len(two) > 0
     pd.testing.assert_frame_equal(one, two)
+    cells = pd.read_parquet(tmp_path / "one" / "tiny" / "tables" / "cells.parquet").set_index(["defense", "attack"])
+    refused = cells.loc[("label-only", "hill-climb(budget=200)")]
+    assert (refused["status"] == "refused").all() and refused["error"].str.contains("leave only label-only").all()
+    white = cells.loc[("label-only", "mi-face(steps=40)")]
+    assert (white["status"] == "done").all() and white["note"].str.contains("output defenses do not apply").all()
+    assert (cells["oracle_acc"] <= cells["test_acc"] + 1e-9).all()

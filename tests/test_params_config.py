@@ -14,13 +14,16 @@ def cfg(**over):
 
 
 def test_shipped_configs_parse_and_group_cells_into_jobs():
-    for name in ("smoke", "default"):
+    for name in ("smoke", "default", "defenses"):
         config = load_config(name)
         cells = config.cells()
         jobs = config.jobs()
         assert len(cells) == len(config.datasets) * len(config.seeds) * len(config.defenses) * len(config.attacks)
-        assert len(jobs) == len(config.datasets) * len(config.seeds)  # attacks share one target per job
+        # attacks and inference defenses share one target: one job per target-shaping stack
+        shaping = {tuple(d.label for d in stack if d.cls.stage.shapes_target) for stack in config.defenses}
+        assert len(jobs) == len(config.datasets) * len(config.seeds) * len(shaping)
         assert len({c.cell_id for c in cells}) == len(cells)
+        assert all(len({c.job_id for c in j.cells}) == 1 for j in jobs)
 
 
 def test_cell_ids_are_stable_and_depend_on_the_spec():
@@ -89,7 +92,7 @@ def test_cli_config_errors_exit_2_and_write_nothing(tmp_path, capsys):
     assert main(["run", str(bad), "--results", str(results)]) == 2
     assert "parameter 'budget': 0 is out of range" in capsys.readouterr().err
     assert main(["run", "no-such-config", "--results", str(results)]) == 2
-    assert "shipped: default, smoke" in capsys.readouterr().err
+    assert "shipped: default, defenses, smoke" in capsys.readouterr().err
     assert not results.exists()
 
 
