@@ -30,6 +30,7 @@ from bench.config import CellSpec, JobSpec
 from bench.data.base import DataSplits
 from bench.defenses.base import Stage
 from bench.metrics import reconstruction_rows, scalar_rows
+from bench.metrics.identification import top_k_hits
 from bench.models import EVALUATOR_MODEL, ArtifactCache, Classifier, Recipe, TrainedModel, accuracy, build, fit
 from bench.oracle import Oracle, ThreatModel
 from bench.provenance import code_version
@@ -156,15 +157,21 @@ def access_left(cell: CellSpec, attack: Attack) -> ThreatModel:
 
 
 def build_oracle(ctx: JobContext, cell: CellSpec, attack: Attack) -> Oracle:
-    """The oracle this cell's attacker gets: its threat model, output defenses and total budget."""
+    """The oracle this cell's attacker gets: threat model, output defenses, endpoint guards, budget."""
     k = ctx.splits.meta.num_classes
+    access = access_left(cell, attack)
+    g = torch.Generator().manual_seed(cell.seed)
+    guards = [] if access == ThreatModel.WHITE_BOX else [
+        d.build().guard(ctx.splits.private_train.x, ctx.splits.private_test.x, g)
+        for d in cell.defenses if d.cls.stage == Stage.ACCESS]
     return Oracle(
         ctx.target.model,
-        access_left(cell, attack),
+        access,
         num_classes=k,
         input_shape=ctx.splits.meta.shape,
         budget=None if attack.budget is None else attack.budget * k,
         output_transforms=output_transforms(cell),
+        guards=guards,
     )
 
 
@@ -181,9 +188,10 @@ def oracle_accuracy(ctx: JobContext, cell: CellSpec) -> float:
 def defense_notes(cell: CellSpec) -> dict[str, Any]:
     """Which stages the cell's defenses act at, and whether the attacker sees defended outputs."""
     stages = sorted({d.cls.stage.value for d in cell.defenses if d.name != "none"})
-    output_defended = any(d.cls.stage == Stage.INFERENCE and d.name != "none" for d in cell.defenses)
+    endpoint = (Stage.INFERENCE, Stage.ACCESS)
+    output_defended = any(d.cls.stage in endpoint and d.name != "none" for d in cell.defenses)
     white_box = cell.attack.cls.threat_model == ThreatModel.WHITE_BOX
-    note = ("white-box attacker holds the model: output defenses do not apply"
+    note = ("white-box attacker holds the model: output and access defenses do not apply"
             if white_box and output_defended else None)
     return {"defense_stages": "+".join(stages) or "none", "outputs_defended": output_defended and not white_box,
             "note": note}
@@ -211,10 +219,13 @@ def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOu
         oracle = build_oracle(ctx, cell, attack)
         targets = torch.arange(ctx.splits.meta.num_classes)
         result = attack.execute(oracle, targets, ctx.splits.public.x, seed=cell.seed)
+        guarded = {k: v for guard in oracle.guards for k, v in guard.report().items()}
         rows = reconstruction_rows(result.reconstructions, targets, ctx.splits, ctx.evaluator.model)
-        rows += scalar_rows({"queries": result.queries, "attack_seconds": result.seconds, **utility})
-        _write_cell_files(out, labels, rows, result, targets, ctx.splits)
+        rows += scalar_rows({"queries": result.queries, "attack_seconds": result.seconds, **utility, **guarded})
+        trace = trace_table(result, targets, ctx.evaluator.model)
+        _write_cell_files(out, labels, rows, result, trace, targets, ctx.splits)
         record.update(status="done", error=None, queries=result.queries, attack_seconds=result.seconds,
+                      blocked=result.blocked, **guarded,
                       **{m: _all_value(rows, m) for m in ("acc@1", "acc@5", "ssim", "ssim_mean", "knn_acc@1")})
     except AttackRefused as exc:
         atomic_write_parquet(_frame(labels, scalar_rows(utility)), out / "metrics.parquet")
@@ -236,14 +247,22 @@ def run_job(job: JobSpec, results_dir: str | Path, cache_dir: str | Path) -> lis
     return [run_cell(ctx, cell, results_dir) for cell in todo]
 
 
+def trace_table(result: AttackResult, targets: Tensor, evaluator: Classifier) -> pd.DataFrame:
+    """Query efficiency: at each checkpoint, the queries spent and the evaluator's acc@1 of the
+    reconstructions then (plus what the attacker saw, e.g. its mean target confidence)."""
+    rows = [{"queries": c.queries, "acc@1": float(top_k_hits(evaluator, c.reconstructions, targets, 1).mean()),
+             **c.info} for c in result.checkpoints]
+    return pd.DataFrame(rows)
+
+
 def _write_cell_files(out: Path, labels: dict[str, Any], rows: list[dict[str, Any]], result: AttackResult,
-                      targets: torch.Tensor, splits: DataSplits) -> None:
+                      trace: pd.DataFrame, targets: torch.Tensor, splits: DataSplits) -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, reconstructions=result.reconstructions.numpy(), targets=targets.numpy())
     atomic_write_bytes(out / "reconstructions.npz", buf.getvalue())
     atomic_write_bytes(out / "grid.png", reconstruction_grid(result.reconstructions, targets, splits))
-    if result.trace:
-        atomic_write_parquet(pd.DataFrame([{**labels, **t} for t in result.trace]), out / "trace.parquet")
+    if not trace.empty:
+        atomic_write_parquet(trace.assign(**labels), out / "trace.parquet")
     atomic_write_parquet(_frame(labels, rows), out / "metrics.parquet")
 
 

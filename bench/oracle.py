@@ -1,14 +1,16 @@
 """The oracle: the attacker's only door to the target.
 
 It decides what the attacker may see (threat model), applies the cell's inference-stage
-defenses to what it returns, and counts every image queried (one image = one query),
-refusing a batch that would exceed the budget. Query accounting lives here and nowhere else.
+defenses to what it returns, passes every batch past the cell's endpoint guards (rate
+limit, query monitor), and counts every image queried (one image = one query), refusing a
+batch that would exceed the budget. Query accounting lives here and nowhere else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from enum import Enum
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -38,6 +40,20 @@ class AccessDenied(PermissionError):
     """The attacker asked for more than the oracle's threat model grants."""
 
 
+class QueryBlocked(RuntimeError):
+    """An endpoint guard stopped serving this client; the attacker keeps what it had."""
+
+
+class AccessGuard(Protocol):
+    """An endpoint guard: sees every batch before it is answered and may block the client."""
+
+    def admit(self, x: Tensor, served: int) -> None:
+        """Raise :class:`QueryBlocked` to refuse ``x``; ``served`` queries were answered before it."""
+
+    def report(self) -> dict[str, float]:
+        """What the guard measured, as table columns (e.g. ``simulated_hours``)."""
+
+
 OutputTransform = Callable[[Tensor], Tensor]
 
 
@@ -52,6 +68,7 @@ class Oracle:
         input_shape: Sequence[int],
         budget: int | None = None,
         output_transforms: Sequence[OutputTransform] = (),
+        guards: Sequence[AccessGuard] = (),
     ) -> None:
         self._model = model.eval()
         for p in self._model.parameters():
@@ -61,6 +78,7 @@ class Oracle:
         self.input_shape = tuple(input_shape)
         self.budget = budget
         self._transforms = tuple(output_transforms)
+        self.guards = tuple(guards)
         self.queries = 0
 
     @property
@@ -108,4 +126,6 @@ class Oracle:
             raise BudgetExceeded(
                 f"query budget exhausted: {self.queries} of {self.budget} spent, batch of {n} refused"
             )
+        for guard in self.guards:
+            guard.admit(x, self.queries)
         self.queries += n

@@ -129,10 +129,12 @@ def run_grid(
     if args:  # worker processes, even for one: the driver stays free to show per-cell progress
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=max(1, min(workers, len(args))), mp_context=ctx) as pool:
-            futures: set[Future[JobRun]] = {pool.submit(execute_job, *a) for a in args}
+            jobs_of: dict[Future[JobRun], JobSpec] = {pool.submit(execute_job, *a): j for a, j in zip(args, todo)}
+            futures = set(jobs_of)
             while futures:
                 finished, futures = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
-                runs.extend(f.result() for f in finished)
+                for f in finished:
+                    runs.append(_job_run(f, jobs_of[f], results, started.isoformat()))
                 _advance(bar, results, pending, since, initially_done)
     _advance(bar, results, pending, since, initially_done)
     bar.close()
@@ -145,6 +147,17 @@ def run_grid(
     atomic_write_json(results.root / "manifest.json", manifest)
     return RunSummary(results.root, len(cells), statuses, time.perf_counter() - t0, runs,
                       failed.to_dict("records") if not cells_df.empty else [])
+
+
+def _job_run(future: Future[JobRun], job: JobSpec, results: ResultsDir, started: str) -> JobRun:
+    """The job's run, or — when its worker process itself died — a failed run for its cells."""
+    try:
+        return future.result()
+    except Exception as exc:  # the worker crashed (killed, out of memory, broken install)
+        error = f"worker process failed: {type(exc).__name__}: {exc}"
+        notebook = results.job_dir(job.job_id) / "experiment.ipynb"
+        _record_unfinished_failed(job, results, error, notebook, started)
+        return JobRun(job.job_id, 0.0, error, str(notebook))
 
 
 def _advance(bar: tqdm, results: ResultsDir, pending: list[str], since: float, initially_done: int) -> None:

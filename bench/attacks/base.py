@@ -2,7 +2,9 @@
 
 ``execute`` refuses an oracle that cannot serve the attack's threat model before any
 query, times the run, stamps the oracle's query count, and checks the reconstructions'
-shape and range, so every attack's result means the same thing in the tables.
+shape and range, so every attack's result means the same thing in the tables. Attacks call
+``checkpoint`` as they go: the checkpoints become the query-efficiency trace, and when an
+endpoint guard blocks the attacker mid-run, the last checkpoint is what the attacker keeps.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from bench.oracle import Oracle, ThreatModel
+from bench.oracle import Oracle, QueryBlocked, ThreatModel
 
 
 class AttackRefused(RuntimeError):
@@ -23,13 +25,23 @@ class AttackRefused(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    """The attacker's reconstructions after ``queries`` queries, and what it could see then."""
+
+    queries: int
+    reconstructions: Tensor
+    info: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class AttackResult:
-    """One reconstruction per target identity (K×C×H×W in [0, 1]) and the attack's trace."""
+    """One reconstruction per target identity (K×C×H×W in [0, 1]) and the attack's checkpoints."""
 
     reconstructions: Tensor
-    trace: list[dict[str, float]] = field(default_factory=list)
+    checkpoints: list[Checkpoint] = field(default_factory=list)
     queries: int = 0
     seconds: float = 0.0
+    blocked: str | None = None  # why an endpoint guard stopped the attacker, if it did
 
 
 class Attack:
@@ -45,6 +57,7 @@ class Attack:
 
     def __init__(self, params: Any = None) -> None:
         self.params = params if params is not None else self.Params()
+        self._checkpoints: list[Checkpoint] = []
 
     @property
     def budget(self) -> int | None:
@@ -59,6 +72,10 @@ class Attack:
     ) -> AttackResult:
         raise NotImplementedError
 
+    def checkpoint(self, oracle: Oracle, x: Tensor, **info: float) -> None:
+        """Record the current reconstructions (one per target identity) after the queries so far."""
+        self._checkpoints.append(Checkpoint(oracle.queries, x.detach().clamp(0, 1).clone(), dict(info)))
+
     def execute(self, oracle: Oracle, targets: Tensor, public: Tensor | None, seed: int) -> AttackResult:
         """Run against ``oracle`` for every identity in ``targets``; refuse a wrong oracle up front."""
         if not oracle.threat_model.serves(self.threat_model):
@@ -71,8 +88,15 @@ class Attack:
         rng = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         start_queries = oracle.queries
+        self._checkpoints = []
         start = time.perf_counter()
-        result = self.run(oracle, targets, public, self.budget, rng)
+        try:
+            result = self.run(oracle, targets, public, self.budget, rng)
+        except QueryBlocked as exc:  # the attacker keeps its last checkpoint, or nothing (gray)
+            if not self._checkpoints:
+                self._checkpoints.append(Checkpoint(oracle.queries, torch.full((len(targets), *oracle.input_shape), 0.5)))
+            result = AttackResult(self._checkpoints[-1].reconstructions, blocked=str(exc))
+        result = dataclasses.replace(result, checkpoints=list(self._checkpoints))
         seconds = time.perf_counter() - start
         x = result.reconstructions
         expected = (len(targets), *oracle.input_shape)

@@ -35,7 +35,7 @@ class HillClimb(Attack):
         population: int = param(20, help="perturbations proposed per identity per round", low=1)
         sigma: float = param(0.1, help="standard deviation of a perturbation", low=0, low_open=True)
         init: str = param("gray", help="starting image", choices=("gray", "zeros", "noise"))
-        trace_every: int = param(1000, help="queries per identity between trace points", low=1)
+        checkpoint_every: int = param(250, help="queries per identity between checkpoints", low=1)
 
     def run(
         self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
@@ -46,7 +46,7 @@ class HillClimb(Attack):
         x = initial_images(p.init, (k, *oracle.input_shape), rng)
         best = oracle.probabilities(x)[rows, targets]
         spent = 1
-        trace = [{"queries": oracle.queries, "confidence": float(best.mean())}]
+        self.checkpoint(oracle, x, confidence=float(best.mean()))
         per_identity = budget if budget is not None else p.budget
         while spent < per_identity:
             n = min(p.population, per_identity - spent)
@@ -60,6 +60,6 @@ class HillClimb(Attack):
             best = torch.where(better, top, best)
             before = spent
             spent += n
-            if spent // p.trace_every > before // p.trace_every or spent >= per_identity:
-                trace.append({"queries": oracle.queries, "confidence": float(best.mean())})
-        return AttackResult(reconstructions=x, trace=trace)
+            if spent // p.checkpoint_every > before // p.checkpoint_every or spent >= per_identity:
+                self.checkpoint(oracle, x, confidence=float(best.mean()))
+        return AttackResult(reconstructions=x)

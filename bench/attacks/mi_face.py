@@ -51,7 +51,6 @@ class MIFace(Attack):
         best_x = x.detach().clone()
         stale = torch.zeros(k, dtype=torch.long)
         active = torch.ones(k, dtype=torch.bool)
-        trace: list[dict[str, float]] = []
         for step in range(p.steps):
             idx = active.nonzero().squeeze(1)
             if len(idx) == 0:
@@ -73,5 +72,7 @@ class MIFace(Attack):
                 active[idx[done]] = False
                 optimizer.step()
                 x.clamp_(0, 1)
-            trace.append({"step": step, "queries": oracle.queries, "confidence": float(confidence.detach().mean())})
-        return AttackResult(reconstructions=best_x.clamp(0, 1), trace=trace)
+            if step % 25 == 0:
+                self.checkpoint(oracle, best_x, confidence=float(confidence.detach().mean()))
+        self.checkpoint(oracle, best_x)
+        return AttackResult(reconstructions=best_x.clamp(0, 1))

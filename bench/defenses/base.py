@@ -17,6 +17,7 @@ from torch import Tensor
 
 from bench.data.base import Split
 from bench.models.training import Recipe
+from bench.oracle import AccessGuard
 
 
 class Stage(str, Enum):
@@ -60,3 +61,8 @@ class Defense:
     def transform_outputs(self, probs: Tensor, generator: torch.Generator) -> Tensor:
         """Inference stage: what the oracle returns instead of the probability vectors ``probs``."""
         return probs
+
+    def guard(self, calibration: Tensor, held_out: Tensor, generator: torch.Generator) -> AccessGuard:
+        """Access stage: the oracle guard for one cell; benign traffic to calibrate on (the
+        defender's training images) and to measure false positives on (held-out images)."""
+        raise NotImplementedError(f"defense '{self.name}' is not an access-stage defense")
