@@ -3,13 +3,15 @@
 (a) MI-Face wall time over the raw forward+backward time of the same steps on the same batch;
 (b) papermill and kernel overhead as a share of a grid's wall time;
 (c) SynthFaces images rendered per second;
-(d) DP-SGD (Opacus) training time over plain training of the same model on the same data.
+(d) DP-SGD (Opacus) training time over plain training of the same model on the same data;
+(e) queries NES needs to reach the acc@1 hill climbing ends with, against hill climbing's.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import tempfile
 import time
@@ -23,7 +25,7 @@ import torch.nn.functional as F  # noqa: E402
 from bench.config import load_config, parse_entry  # noqa: E402
 from bench.data.digits import Digits  # noqa: E402
 from bench.data.synthfaces import SynthFaces, sample_identities  # noqa: E402
-from bench.experiment import build_oracle, prepare, setup  # noqa: E402
+from bench.experiment import build_oracle, prepare, setup, trace_table  # noqa: E402
 from bench.models.training import Recipe, build, fit  # noqa: E402
 from bench.runner import run_grid  # noqa: E402
 
@@ -63,6 +65,28 @@ def papermill_overhead(grid: str, workdir: Path, workers: int) -> dict[str, floa
             "overhead_share": max(0.0, busy - compute) / busy}
 
 
+def query_efficiency(cache: Path, budget: int = 2000) -> dict[str, dict[str, float]]:
+    """Per dataset of the default grid (seed 0, no defense): the queries at which NES first
+    reaches the evaluator acc@1 that hill climbing has at the end of its budget, and the
+    queries hill climbing itself needed for it."""
+    out = {}
+    for job in (j for j in load_config("default").jobs() if j.first.seed == 0 and not j.first.target_defenses):
+        ctx = prepare(job, cache)
+        targets = torch.arange(ctx.splits.meta.num_classes)
+        first_reach = {}
+        goal = None
+        for name in ("hill-climb", "nes"):
+            attack = parse_entry({name: {"budget": budget, "checkpoint_every": 20}}, "attack", "perf").build()
+            result = attack.execute(build_oracle(ctx, job.first, attack), targets, None, seed=0)
+            trace = trace_table(result, targets, ctx.evaluator.model)
+            goal = trace["acc@1"].iloc[-1] if goal is None else goal
+            reached = trace[trace["acc@1"] >= goal - 1e-9]
+            first_reach[name] = float(reached["queries"].iloc[0]) / len(targets) if len(reached) else math.inf
+        out[job.first.dataset.label] = {"acc@1": float(goal), **first_reach,
+                                        "ratio": first_reach["hill-climb"] / first_reach["nes"]}
+    return out
+
+
 def dp_sgd_ratio(epochs: int = 5) -> dict[str, float]:
     """The default target (cnn) on digits' private training set, plain against DP-SGD at epsilon 8."""
     splits = Digits().load()
@@ -98,6 +122,7 @@ def main() -> None:
         dp = dp_sgd_ratio()
         overhead = papermill_overhead(args.grid, work, args.workers)
         mi = mi_face_ratio(work / "cache")
+        efficiency = query_efficiency(work / "cache")
     print("\nSieve performance (measured now, this machine)")
     print(f"(a) mi-face / raw forward+backward, same steps and batch: {mi['ratio']:.2f}x "
           f"({mi['attack_s']:.2f} s vs {mi['raw_fwd_bwd_s']:.2f} s)")
@@ -107,6 +132,9 @@ def main() -> None:
     print(f"(c) synthfaces: {rate:,.0f} images/s (32x32 grayscale)")
     print(f"(d) DP-SGD / plain training, cnn on digits, 5 epochs: {dp['ratio']:.2f}x "
           f"({dp['dp_sgd']:.1f} s vs {dp['plain']:.1f} s)")
+    for dataset, e in efficiency.items():
+        print(f"(e) {dataset}: hill-climb reaches acc@1 {e['acc@1']:.2f} after {e['hill-climb']:.0f} queries/identity, "
+              f"nes after {e['nes']:.0f}: nes uses {e['ratio']:.1f}x fewer queries (goal >= 5x)")
 
 
 if __name__ == "__main__":

@@ -150,5 +150,31 @@ def test_workers_give_the_same_tables_as_one_process(tmp_path):
     refused = cells.loc[("label-only", "hill-climb(budget=200)")]
     assert (refused["status"] == "refused").all() and refused["error"].str.contains("leave only label-only").all()
     white = cells.loc[("label-only", "mi-face(steps=40)")]
-    assert (white["status"] == "done").all() and white["note"].str.contains("output defenses do not apply").all()
+    assert (white["status"] == "done").all() and white["note"].str.contains("output and access defenses do not apply").all()
     assert (cells["oracle_acc"] <= cells["test_acc"] + 1e-9).all()
+
+
+FRAGILE_PLUGIN = '''
+import multiprocessing
+from bench.attacks.hill_climb import HillClimb
+from bench.registry import attack
+
+if multiprocessing.parent_process() is not None:
+    raise ImportError("cannot load inside a worker process")
+
+@attack("fragile")
+class Fragile(HillClimb):
+    """Loads in the driver only: its workers die before the notebook starts."""
+'''
+
+
+def test_a_worker_that_dies_fails_its_cells_not_the_grid(tmp_path, capsys):
+    plugin = tmp_path / "fragile.py"
+    plugin.write_text(FRAGILE_PLUGIN)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY.replace("seeds: [0, 1]", "seeds: [0]").replace("  - label-only\n", ""))
+    assert main(["run", str(config), "--results", str(tmp_path), "--plugin", str(plugin), "--no-progress"]) == 1
+    cells = pd.read_parquet(tmp_path / "tiny" / "tables" / "cells.parquet")
+    assert (cells["status"] == "failed").all()
+    assert cells["error"].str.contains("worker process failed: PluginError").all()
+    assert "cannot load inside a worker process" in capsys.readouterr().err
