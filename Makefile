@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 export OMP_NUM_THREADS := 1
 
-.PHONY: setup bench test perf lab clean
+.PHONY: setup bench test browser perf lab clean
 
 setup: $(STAMP)
 
@@ -20,8 +20,14 @@ $(STAMP): pyproject.toml
 bench: setup
 	$(BIN)/bench run default --workers 2
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest
+
+# Best effort: Debian's chromium for the report's headless-browser test (skipped without it).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  timeout 600 sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium' \
+	  >/dev/null 2>&1; } || echo "chromium not installed: the browser test will be skipped"
 
 perf: setup
 	$(BIN)/python -m bench.perf

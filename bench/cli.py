@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="run only cells whose dataset/defense/attack/seed matches (repeatable)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     run.set_defaults(func=_cmd_run)
+    report = sub.add_parser("report", help="(re)build the report of a results folder: figures, defense table, HTML")
+    report.add_argument("results_dir", help="a grid's results folder, e.g. results/default")
+    report.set_defaults(func=_cmd_report)
     ls = sub.add_parser("list", help="list attacks, defenses, datasets or configs")
     ls.add_argument("kind", choices=("attacks", "defenses", "datasets", "configs"))
     ls.add_argument("--plugin", action="append", default=[], metavar="FILE", help="Python file registering plugins")
@@ -58,24 +61,47 @@ def _cmd_run(args: argparse.Namespace) -> int:
     load_plugin_files(args.plugin)
     config = load_config(args.config)
 
-    from bench.report.summary import summary_table
+    from bench.report.summary import best_attacks
     from bench.results import load_tables
     from bench.runner import run_grid
 
     summary = run_grid(config, args.results, args.cache, args.workers, tuple(args.plugin), only,
                        progress=not args.no_progress)
-    _, metrics = load_tables(summary.results_dir)
-    table = summary_table(metrics)
+    cells, metrics = load_tables(summary.results_dir)
+    table = best_attacks(cells, metrics)
     if not table.empty:
         import pandas as pd
 
-        with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 40):
+        with pd.option_context("display.width", 200, "display.max_rows", 200, "display.max_colwidth", 40):
             print(table.to_string())
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items()))
     print(f"\n{summary.total} cells ({counts}) in {summary.wall_seconds:.0f} s -> {summary.results_dir}")
     for f in summary.failed:
         print(f"FAILED {f['dataset']} / {f['defense']} / {f['attack']} / seed {f['seed']}: {f['error']}", file=sys.stderr)
+    _report(summary.results_dir)
     return EXIT_OK if summary.ok else EXIT_FAILED_CELLS
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if not (Path(args.results_dir) / "tables" / "cells.parquet").exists():
+        raise ConfigError(f"{args.results_dir} holds no grid tables (tables/cells.parquet); run 'bench run' first")
+    return EXIT_OK if _report(args.results_dir) else EXIT_FAILED_CELLS
+
+
+def _report(results_dir: object) -> bool:
+    """Build the report; a report that fails is reported, never loses the grid's results."""
+    from bench.report.build import build_report
+    from bench.runner import kernel_name
+
+    try:
+        path = build_report(str(results_dir), kernel_name())
+    except Exception as exc:  # the tables are written already; say what went wrong
+        print(f"report failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return False
+    print(f"report: {path}")
+    return True
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

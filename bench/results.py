@@ -28,6 +28,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; results are meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -104,11 +105,18 @@ class ResultsDir:
             return pd.DataFrame(columns=METRIC_COLUMNS)
         return pd.concat(frames, ignore_index=True)
 
+    def traces_table(self, cell_ids: Iterable[str]) -> pd.DataFrame:
+        """Query-efficiency checkpoints of every complete cell that has them."""
+        frames = [pd.read_parquet(p) for cid in cell_ids
+                  if (p := self.cell_dir(cid) / "trace.parquet").exists() and self.is_complete(cid)]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*LABEL_COLUMNS, "queries", "acc@1"])
+
     def write_tables(self, cell_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
         cells = self.cells_table(cell_ids)
         metrics = self.metrics_table(cell_ids)
         atomic_write_table(cells, self.tables / "cells")
         atomic_write_table(metrics, self.tables / "metrics")
+        atomic_write_table(self.traces_table(cell_ids), self.tables / "traces")
         return cells, metrics
 
 
@@ -116,3 +124,9 @@ def load_tables(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The aggregated ``cells`` and ``metrics`` tables of a results folder."""
     tables = Path(root) / "tables"
     return pd.read_parquet(tables / "cells.parquet"), pd.read_parquet(tables / "metrics.parquet")
+
+
+def load_traces(root: str | Path) -> pd.DataFrame:
+    """The aggregated query-efficiency checkpoints (empty when the grid has none)."""
+    path = Path(root) / "tables" / "traces.parquet"
+    return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=[*LABEL_COLUMNS, "queries", "acc@1"])

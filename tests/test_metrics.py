@@ -114,3 +114,34 @@ def test_summary_pools_seeds_and_target_classes():
     mean, half = mean_ci(pd.Series([1, 1, 0, 1, 1, 0, 1, 1], dtype=float))  # 8 pooled values, not 2
     assert table.loc[("d", "none", "a"), "acc@1"] == f"{mean:.2f} ± {half:.2f}"
     assert table.loc[("d", "none", "a"), "queries"].startswith("100 ± ")
+
+
+def test_defense_table_deltas_hand_computed():
+    import pandas as pd
+
+    from bench.report.defense_table import defense_table
+
+    cells, metrics = [], []
+    # test_acc: none 0.9 / 0.8 by seed, round keeps it, dp-sgd costs 0.2 / 0.1
+    for defense, stage, accs in (("none", "none", (0.9, 0.8)), ("round", "inference", (0.9, 0.8)),
+                                 ("dp-sgd", "training", (0.7, 0.7))):
+        for seed, test_acc in enumerate(accs):
+            for attack, threat, acc1, queries in (("mi-face", "white-box", 1.0, 500),
+                                                  ("nes", "black-box", {"none": 0.8, "round": 0.4, "dp-sgd": 0.6}[defense],
+                                                   1000 if defense != "round" else 900)):
+                cells.append({"dataset": "d", "defense": defense, "attack": attack, "seed": seed,
+                              "status": "done", "defense_stages": stage, "test_acc": test_acc})
+                base = {"dataset": "d", "defense": defense, "attack": attack, "threat_model": threat, "seed": seed,
+                        "target_class": "all"}
+                metrics += [{**base, "metric": "acc@1", "value": acc1 - 0.1 * seed * (defense == "dp-sgd")},
+                            {**base, "metric": "queries", "value": float(queries)}]
+    table = defense_table(pd.DataFrame(cells), pd.DataFrame(metrics)).set_index(["defense", "metric"])
+    assert table.loc[("round", "Δtest_acc"), "mean"] == pytest.approx(0.0)
+    assert table.loc[("dp-sgd", "Δtest_acc"), "mean"] == pytest.approx(-0.15)  # (-0.2, -0.1)
+    half = 12.7062 * pd.Series([-0.2, -0.1]).std() / math.sqrt(2)
+    assert table.loc[("dp-sgd", "Δtest_acc"), "ci95"] == pytest.approx(half, rel=1e-4)
+    assert table.loc[("round", "Δacc@1 black-box"), "mean"] == pytest.approx(-0.4)
+    assert table.loc[("round", "Δqueries black-box"), "mean"] == pytest.approx(-100)
+    assert table.loc[("round", "Δacc@1 white-box"), "mean"] == pytest.approx(0.0)
+    assert table.loc[("dp-sgd", "Δacc@1 black-box"), "mean"] == pytest.approx(-0.25)  # (-0.2, -0.3)
+    assert table.loc[("dp-sgd", "Δtest_acc"), "stage"] == "training"

@@ -46,3 +46,16 @@ def _fmt(mean: float, half: float, metric: str) -> str:
     digits = 0 if metric == "queries" else 2
     text = f"{mean:.{digits}f}"
     return text if np.isnan(half) else f"{text} ± {half:.{digits}f}"
+
+
+def best_attacks(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """The compact terminal summary: per dataset and defense, the attack that recovered most
+    (mean acc@1 over seeds), with the target's test accuracy."""
+    acc = metrics[(metrics["metric"] == "acc@1") & (metrics["target_class"] == "all")]
+    if acc.empty:
+        return pd.DataFrame()
+    mean = acc.groupby(["dataset", "defense", "attack"])["value"].mean().reset_index()
+    best = mean.loc[mean.groupby(["dataset", "defense"])["value"].idxmax()]
+    utility = cells.groupby(["dataset", "defense"])["test_acc"].mean()
+    best = best.assign(test_acc=[utility.get((d, f)) for d, f in zip(best["dataset"], best["defense"])])
+    return best.rename(columns={"attack": "best attack", "value": "acc@1"}).set_index(["dataset", "defense"]).round(2)

@@ -1,0 +1,61 @@
+"""The report of a grid: ``notebooks/report.ipynb`` executed by papermill on the grid's
+tables, then exported to a self-contained ``report.html`` (figures embedded)."""
+
+from __future__ import annotations
+
+import os
+import re
+from importlib import resources
+from pathlib import Path
+
+from IPython.display import Image, display
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
+
+from bench.results import atomic_write_bytes
+
+
+def emit(drawn: tuple[Figure | None, str | None], results_dir: str | Path, name: str) -> None:
+    """In the report notebook: save a figure as ``figures/<name>.png`` and show it, or say why it is skipped."""
+    fig, reason = drawn
+    if fig is None:
+        print(f"[{name}] skipped: {reason}")
+        return
+    path = Path(results_dir) / "figures" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    os.replace(tmp, path)
+    plt.close(fig)
+    display(Image(filename=str(path)))
+
+
+def build_report(results_dir: str | Path, kernel: str) -> Path:
+    """Execute the report notebook into ``<results_dir>/report.ipynb`` and export ``report.html``."""
+    import nbformat
+    import papermill as pm
+    from nbconvert import HTMLExporter
+
+    root = Path(results_dir).resolve()
+    notebook = Path(str(resources.files("bench") / "notebooks" / "report.ipynb"))
+    out = root / "report.ipynb"
+    tmp = root / f".report.{os.getpid()}.tmp.ipynb"
+    try:
+        pm.execute_notebook(str(notebook), str(tmp), parameters={"results_dir": str(root)}, kernel_name=kernel,
+                            progress_bar=False, log_output=False)
+    finally:
+        if tmp.exists():
+            os.replace(tmp, out)
+    exporter = HTMLExporter(template_name="lab")
+    exporter.exclude_input = True
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    html, _ = exporter.from_notebook_node(nbformat.read(out, as_version=4))
+    atomic_write_bytes(root / "report.html", strip_remote_scripts(html).encode())
+    return root / "report.html"
+
+
+def strip_remote_scripts(html: str) -> str:
+    """Drop the template's CDN scripts (require.js, MathJax): the report uses neither, and a
+    self-contained page must open offline without waiting on the network."""
+    return re.sub(r"<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>", "", html)

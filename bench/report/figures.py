@@ -1,0 +1,171 @@
+"""The report's figures, drawn from a grid's tidy tables with seaborn.
+
+Each function returns ``(figure, None)``, or ``(None, reason)`` when the grid's data does not
+allow the figure — the report prints the reason and goes on. Error bars are 95 % intervals
+over seeds (and target classes where a metric has per-identity rows).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from bench.config import parse_entry  # noqa: E402
+
+Drawn = tuple[Figure | None, str | None]
+CI = ("ci", 95)
+
+
+def _per_class(metrics: pd.DataFrame, metric: str) -> pd.DataFrame:
+    return metrics[(metrics["metric"] == metric) & (metrics["target_class"] != "all")]
+
+
+def _cell_level(metrics: pd.DataFrame, metric: str) -> pd.DataFrame:
+    return metrics[(metrics["metric"] == metric) & (metrics["target_class"] == "all")]
+
+
+def gallery(results_dir: str | Path, cells: pd.DataFrame, dataset: str, max_identities: int = 10) -> Drawn:
+    """A private training image per identity above what each attack recovered under each defense (seed = lowest)."""
+    done = cells[(cells["dataset"] == dataset) & (cells["status"] == "done")]
+    if done.empty:
+        return None, f"no completed attack on {dataset}"
+    done = done[done["seed"] == done["seed"].min()].sort_values(["attack", "defense"])
+    spec = json.loads(done["params"].iloc[0])["dataset"]
+    splits = parse_entry({spec["name"]: spec["params"]}, "dataset", "report").build().load()
+    k = min(max_identities, splits.meta.num_classes)
+    rows = [("private", np.stack([splits.private_train.of_class(i)[0].numpy() for i in range(k)]))]
+    for _, c in done.iterrows():
+        with np.load(Path(results_dir) / "cells" / c["cell_id"] / "reconstructions.npz", allow_pickle=False) as npz:
+            rows.append((f"{c['attack']}\n{c['defense']}", npz["reconstructions"][:k]))
+    fig, axes = plt.subplots(len(rows), k, figsize=(0.8 * k + 1.6, 0.85 * len(rows)), squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        for i in range(k):
+            ax = axes[r, i]
+            img = images[i].transpose(1, 2, 0)
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(splits.meta.identity_names[i][-8:], fontsize=7)
+        axes[r, 0].set_ylabel(label, fontsize=6, rotation=0, ha="right", va="center")
+    fig.suptitle(f"{dataset}: what each attack recovered", fontsize=10)
+    fig.tight_layout()
+    return fig, None
+
+
+def leak_heatmap(metrics: pd.DataFrame) -> Drawn:
+    """acc@1 by attack × defense, per dataset (mean over seeds and identities)."""
+    data = _per_class(metrics, "acc@1")
+    if data.empty:
+        return None, "no acc@1 rows"
+    datasets = sorted(data["dataset"].unique())
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 + 3 * len(datasets), 0.5 * data["defense"].nunique() + 2),
+                             squeeze=False)
+    for ax, ds in zip(axes[0], datasets):
+        table = data[data["dataset"] == ds].pivot_table(index="defense", columns="attack", values="value", aggfunc="mean")
+        sns.heatmap(table, ax=ax, vmin=0, vmax=1, annot=True, fmt=".2f", cmap="rocket_r", cbar_kws={"label": "acc@1"})
+        ax.set_title(f"{ds}: identities recovered (acc@1, evaluator)")
+        ax.set_xlabel("attack")
+        ax.set_ylabel("defense")
+    fig.tight_layout()
+    return fig, None
+
+
+def privacy_utility(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
+    """Target test accuracy against attack acc@1, one point per defense, per attack and dataset."""
+    acc = _cell_level(metrics, "acc@1").merge(cells[["cell_id", "test_acc"]], on="cell_id")
+    if acc["defense"].nunique() < 2:
+        return None, "needs at least two defenses"
+    acc = acc.assign(family=acc["defense"].str.split("(").str[0])
+    grid = sns.relplot(data=acc, x="test_acc", y="value", hue="family", style="attack", col="dataset",
+                       kind="scatter", s=70, facet_kws={"sharex": False})
+    summary = acc.groupby(["dataset", "attack", "defense"]).agg(x=("test_acc", "mean"), y=("value", "mean"),
+                                                                xerr=("test_acc", "sem"), yerr=("value", "sem"))
+    for (ds, _, _), row in summary.iterrows():
+        ax = grid.axes_dict[ds]
+        ax.errorbar(row["x"], row["y"], xerr=1.96 * np.nan_to_num(row["xerr"]), yerr=1.96 * np.nan_to_num(row["yerr"]),
+                    fmt="none", ecolor="gray", alpha=0.5)
+    grid.set_axis_labels("target test accuracy (utility)", "attack acc@1 (leak)")
+    grid.figure.suptitle("privacy–utility: every defense, every attack", y=1.02)
+    return grid.figure, None
+
+
+def query_efficiency(traces: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
+    """acc@1 against queries per identity for the black-box and label-only attacks, per output defense."""
+    if traces.empty:
+        return None, "no attack recorded checkpoints"
+    data = traces[traces["threat_model"] != "white-box"]
+    if data.empty:
+        return None, "no black-box or label-only attack in the grid"
+    identities = _per_class(metrics, "acc@1").groupby("cell_id").size()
+    data = data.assign(queries_per_identity=data["queries"] / data["cell_id"].map(identities))
+    grid = sns.relplot(data=data, x="queries_per_identity", y="acc@1", hue="attack", style="defense", col="dataset",
+                       kind="line", errorbar=CI, facet_kws={"sharex": False})
+    grid.set_axis_labels("queries per target identity", "acc@1 (evaluator)")
+    grid.figure.suptitle("query efficiency", y=1.02)
+    return grid.figure, None
+
+
+def dp_sweep(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
+    """Test accuracy and acc@1 against the epsilon the accountant spent."""
+    if "epsilon" not in cells or cells["epsilon"].dropna().empty:
+        return None, "no DP-SGD target in the grid"
+    dp = cells[cells["epsilon"].notna() & np.isfinite(cells["epsilon"].astype(float))]
+    if dp["epsilon"].nunique() < 2:
+        return None, "needs DP-SGD at two or more epsilons"
+    acc = _cell_level(metrics, "acc@1").merge(dp[["cell_id", "epsilon", "test_acc"]], on="cell_id")
+    long = pd.concat([acc.assign(measure="attack acc@1", y=acc["value"]),
+                      acc.drop_duplicates(["dataset", "seed", "epsilon"]).assign(measure="test accuracy", attack="target",
+                                                                                 y=lambda d: d["test_acc"])])
+    grid = sns.relplot(data=long, x="epsilon", y="y", hue="attack", style="measure", col="dataset", kind="line",
+                       marker="o", errorbar=CI)
+    grid.set(xscale="log")
+    grid.set_axis_labels("ε spent (RDP accountant, log scale)", "accuracy")
+    grid.figure.suptitle("DP-SGD: privacy budget against utility and leak", y=1.02)
+    return grid.figure, None
+
+
+def memorization(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
+    """acc@1 against the target's train–test gap: is overfitting the root cause?"""
+    acc = _cell_level(metrics, "acc@1").merge(cells[["cell_id", "gap"]], on="cell_id")
+    if acc["gap"].nunique() < 3:
+        return None, "needs targets with at least three different train–test gaps"
+    grid = sns.lmplot(data=acc, x="gap", y="value", hue="attack", col="dataset", ci=95, height=3.5,
+                      facet_kws={"sharex": False})
+    grid.set_axis_labels("train − test accuracy (gap)", "attack acc@1")
+    grid.figure.suptitle("memorisation and leakage", y=1.02)
+    return grid.figure, None
+
+
+def overrepresented(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
+    """ssim and acc@1 of the over-represented identity against the others."""
+    special = _overrepresented_identity(cells)
+    if not special:
+        return None, "no dataset with an over-represented identity (synthfaces: overrepresent > 1)"
+    data = metrics[metrics["cell_id"].isin(special) & metrics["metric"].isin(["acc@1", "ssim"])
+                   & (metrics["target_class"] != "all")]
+    data = data.assign(identity=np.where(data["target_class"] == data["cell_id"].map(special).astype(str),
+                                         "over-represented", "others"))
+    grid = sns.catplot(data=data, x="attack", y="value", hue="identity", col="metric", kind="bar", errorbar=CI,
+                       sharey=False, height=3.5)
+    grid.set_axis_labels("attack", "value")
+    grid.figure.suptitle("the over-represented identity (the 'CEO in the training set')", y=1.02)
+    return grid.figure, None
+
+
+def _overrepresented_identity(cells: pd.DataFrame) -> dict[str, int]:
+    out = {}
+    for cid, params in zip(cells["cell_id"], cells["params"]):
+        p = json.loads(params)["dataset"]
+        if p["name"] == "synthfaces" and p["params"].get("overrepresent", 1) > 1:
+            out[cid] = int(p["params"]["overrepresented_identity"])
+    return out
