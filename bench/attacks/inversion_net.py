@@ -32,7 +32,7 @@ class InversionNet(Attack):
     @dataclass(frozen=True)
     class Params:
         budget: int = param(100, help="queries per target identity (spent on public images)", low=1)
-        epochs: int = param(150, help="decoder training epochs", low=1)
+        epochs: int = param(100, help="decoder training epochs", low=1)
         lr: float = param(1e-3, help="Adam learning rate", low=0, low_open=True)
         hidden: int = param(512, help="decoder hidden width", low=8)
         confidence: float = param(0.99, help="confidence in the target identity of the decoded vector", low=0,
