@@ -34,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a grid config (a YAML file or a shipped name: smoke, default, ...)")
     run.add_argument("config", help="YAML file or shipped config name")
     run.add_argument("--workers", type=int, default=1, help="jobs run in this many processes (default 1)")
+    run.add_argument("--executor", choices=("local", "dask"), default="local",
+                     help="local worker processes, or Dask (a LocalCluster of --workers, or --scheduler)")
+    run.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                     help="an existing Dask scheduler (implies --executor dask)")
     run.add_argument("--plugin", action="append", default=[], metavar="FILE", help="Python file registering plugins")
     run.add_argument("--results", default="results", help="results root; the grid writes <root>/<name>/")
     run.add_argument("--cache", default=None, help="artifact cache (default <results>/.cache)")
@@ -65,8 +69,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from bench.results import load_tables
     from bench.runner import run_grid
 
+    executor = "dask" if args.scheduler else args.executor
     summary = run_grid(config, args.results, args.cache, args.workers, tuple(args.plugin), only,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, executor=executor, scheduler=args.scheduler)
     cells, metrics = load_tables(summary.results_dir)
     table = best_attacks(cells, metrics)
     if not table.empty:

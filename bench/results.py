@@ -69,6 +69,13 @@ class ResultsDir:
     def tables(self) -> Path:
         return self.root / "tables"
 
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete temporary files a killed run left behind (one run per grid at a time)."""
+        stale = [p for p in self.root.rglob(".*.tmp*") if p.is_file()] if self.root.exists() else []
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return stale
+
     def read_record(self, cell_id: str) -> dict[str, Any] | None:
         path = self.cell_dir(cell_id) / "record.json"
         if not path.exists():

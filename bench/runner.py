@@ -8,10 +8,8 @@ cells, and aggregates the tidy tables and the manifest at the end.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
@@ -21,6 +19,7 @@ from typing import Any
 from tqdm import tqdm
 
 from bench.config import GridConfig, JobSpec
+from bench.executors import run_dask, run_local
 from bench.provenance import code_version, package_versions
 from bench.registry import load_plugin_files
 from bench.results import COMPLETE, ResultsDir, atomic_write_json
@@ -67,6 +66,7 @@ def execute_job(job_json: str, job_id: str, results_dir: str, cache_dir: str, pl
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the kernel, whatever started this worker
     load_plugin_files(plugins)  # this worker parses the job's specs too (to record failures)
     results = ResultsDir(results_dir)
     out = results.job_dir(job_id) / "experiment.ipynb"
@@ -101,9 +101,12 @@ def run_grid(
     plugins: tuple[str, ...] = (),
     only: dict[str, str] | None = None,
     progress: bool = True,
+    executor: str = "local",
+    scheduler: str | None = None,
 ) -> RunSummary:
     """Run every incomplete cell of ``config`` and write the grid's tables and manifest."""
     results = ResultsDir(Path(results_root) / config.name)
+    results.remove_stale_temporaries()
     cache = Path(cache_dir) if cache_dir is not None else Path(results_root) / ".cache"
     cells = [c for c in config.cells() if _matches(c.labels(), only or {})]
     cell_ids = [c.cell_id for c in cells]
@@ -115,7 +118,8 @@ def run_grid(
     manifest = {
         "name": config.name, "config": config.raw, "code_version": code_version(), "packages": package_versions(),
         "started": started.isoformat(), "finished": None, "cells": len(cells), "jobs": len(jobs),
-        "workers": workers, "kernel": kernel, "plugins": [str(Path(p).resolve()) for p in plugins],
+        "workers": workers, "executor": executor, "scheduler": scheduler, "kernel": kernel,
+        "plugins": [str(Path(p).resolve()) for p in plugins],
     }
     atomic_write_json(results.root / "manifest.json", manifest)
     t0 = time.perf_counter()
@@ -124,18 +128,15 @@ def run_grid(
     bar = tqdm(total=len(cells), initial=initially_done, desc=f"{config.name} cells", unit="cell",
                disable=not progress, dynamic_ncols=True)
     pending = [c.cell_id for j in todo for c in j.cells if not results.is_complete(c.cell_id)]
-    args = [(json.dumps(j.to_json()), j.job_id, str(results.root), str(cache), list(plugins), kernel) for j in todo]
+    tasks = [(j, (json.dumps(j.to_json()), j.job_id, str(results.root.resolve()), str(cache.resolve()),
+                  [str(Path(p).resolve()) for p in plugins], kernel)) for j in todo]
+    tick = lambda: _advance(bar, results, pending, since, initially_done)  # noqa: E731
     runs: list[JobRun] = []
-    if args:  # worker processes, even for one: the driver stays free to show per-cell progress
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=max(1, min(workers, len(args))), mp_context=ctx) as pool:
-            jobs_of: dict[Future[JobRun], JobSpec] = {pool.submit(execute_job, *a): j for a, j in zip(args, todo)}
-            futures = set(jobs_of)
-            while futures:
-                finished, futures = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    runs.append(_job_run(f, jobs_of[f], results, started.isoformat()))
-                _advance(bar, results, pending, since, initially_done)
+    if tasks:  # always in workers, even one: the driver stays free to show per-cell progress
+        outcomes = (run_dask(execute_job, tasks, workers, scheduler, tick) if executor == "dask"
+                    else run_local(execute_job, tasks, workers, tick))
+        for job, outcome in outcomes:
+            runs.append(_job_run(outcome, job, results, started.isoformat()))
     _advance(bar, results, pending, since, initially_done)
     bar.close()
     cells_df, _ = results.write_tables(cell_ids)
@@ -149,15 +150,14 @@ def run_grid(
                       failed.to_dict("records") if not cells_df.empty else [])
 
 
-def _job_run(future: Future[JobRun], job: JobSpec, results: ResultsDir, started: str) -> JobRun:
+def _job_run(outcome: JobRun | BaseException, job: JobSpec, results: ResultsDir, started: str) -> JobRun:
     """The job's run, or — when its worker process itself died — a failed run for its cells."""
-    try:
-        return future.result()
-    except Exception as exc:  # the worker crashed (killed, out of memory, broken install)
-        error = f"worker process failed: {type(exc).__name__}: {exc}"
-        notebook = results.job_dir(job.job_id) / "experiment.ipynb"
-        _record_unfinished_failed(job, results, error, notebook, started)
-        return JobRun(job.job_id, 0.0, error, str(notebook))
+    if isinstance(outcome, JobRun):
+        return outcome
+    error = f"worker process failed: {type(outcome).__name__}: {outcome}"
+    notebook = results.job_dir(job.job_id) / "experiment.ipynb"
+    _record_unfinished_failed(job, results, error, notebook, started)
+    return JobRun(job.job_id, 0.0, error, str(notebook))
 
 
 def _advance(bar: tqdm, results: ResultsDir, pending: list[str], since: float, initially_done: int) -> None:

@@ -1,0 +1,50 @@
+"""bench.testing over every built-in attack and defense (the same check plugin authors run)."""
+
+import pytest
+
+from bench.registry import ATTACKS, DEFENSES
+from bench.testing import check_attack, check_defense
+
+SMALL = {
+    "mi-face": {"steps": 30},
+    "hill-climb": {"budget": 60},
+    "nes": {"budget": 60, "samples": 10},
+    "inversion-net": {"budget": 10, "epochs": 5},
+    "label-only": {"budget": 60, "points": 4},
+}
+
+
+@pytest.mark.parametrize("name", ATTACKS.names())
+def test_builtin_attack_conforms(name):
+    check_attack(name, SMALL.get(name))
+
+
+@pytest.mark.parametrize("name", DEFENSES.names())
+def test_builtin_defense_conforms(name):
+    check_defense(name, {"epsilon": 8} if name == "dp-sgd" else None)
+
+
+def test_conformance_catches_a_nondeterministic_attack():
+    import random
+
+    import torch
+
+    from bench.attacks.base import Attack, AttackResult
+    from bench.oracle import ThreatModel
+    from bench.registry import ATTACKS
+
+    class Sloppy(Attack):
+        threat_model = ThreatModel.BLACK_BOX
+
+        def run(self, oracle, targets, public, budget, rng):
+            x = torch.full((len(targets), *oracle.input_shape), random.random())  # unseeded: ignores rng
+            oracle.probabilities(x)
+            self.checkpoint(oracle, x)
+            return AttackResult(x)
+
+    ATTACKS.register("sloppy-test-only")(Sloppy)
+    try:
+        with pytest.raises(AssertionError, match="not deterministic"):
+            check_attack("sloppy-test-only")
+    finally:
+        ATTACKS._classes.pop("sloppy-test-only")
