@@ -4,7 +4,9 @@
 (b) papermill and kernel overhead as a share of a grid's wall time;
 (c) SynthFaces images rendered per second;
 (d) DP-SGD (Opacus) training time over plain training of the same model on the same data;
-(e) queries NES needs to reach the acc@1 hill climbing ends with, against hill climbing's.
+(e) queries NES needs to reach the acc@1 hill climbing ends with, against hill climbing's;
+(f) the grid's speed-up with 2 workers over 1, and the share of worker time lost to
+    scheduling and kernel starts.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ def mi_face_ratio(cache: Path, steps: int = 300) -> dict[str, float]:
 
 
 def papermill_overhead(grid: str, workdir: Path, workers: int) -> dict[str, float]:
-    """Run ``grid`` from scratch; overhead = wall time not spent inside the notebooks' compute cells."""
+    """Run ``grid`` from scratch; overhead = worker time (wall × workers) not spent inside the
+    notebooks' compute cells: process and kernel starts, imports, notebook I/O, idle workers."""
     summary = run_grid(load_config(grid), workdir / "results", workdir / "cache", workers=workers, progress=True)
     compute = 0.0
     for run in summary.jobs:
@@ -112,21 +115,21 @@ def synthfaces_rate(n: int = 5000) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--grid", default="default", help="grid whose papermill overhead is measured")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--grid", default="default", help="grid run with 1 and with 2 workers, from scratch")
     args = parser.parse_args()
     setup()
     with tempfile.TemporaryDirectory(prefix="sieve-perf-") as tmp:
         work = Path(tmp)
         rate = synthfaces_rate()
         dp = dp_sgd_ratio()
-        overhead = papermill_overhead(args.grid, work, args.workers)
-        mi = mi_face_ratio(work / "cache")
-        efficiency = query_efficiency(work / "cache")
+        overhead = papermill_overhead(args.grid, work / "one", workers=1)
+        parallel = papermill_overhead(args.grid, work / "two", workers=2)
+        mi = mi_face_ratio(work / "one" / "cache")
+        efficiency = query_efficiency(work / "one" / "cache")
     print("\nSieve performance (measured now, this machine)")
     print(f"(a) mi-face / raw forward+backward, same steps and batch: {mi['ratio']:.2f}x "
           f"({mi['attack_s']:.2f} s vs {mi['raw_fwd_bwd_s']:.2f} s)")
-    print(f"(b) papermill + kernel overhead, '{args.grid}' grid, {args.workers} worker(s): "
+    print(f"(b) papermill + kernel overhead, '{args.grid}' grid, 1 worker: "
           f"{100 * overhead['overhead_share']:.1f} % of {overhead['grid_wall_s']:.0f} s wall "
           f"({overhead['jobs']} jobs, {overhead['compute_s']:.0f} s in compute cells; goal < 15 %)")
     print(f"(c) synthfaces: {rate:,.0f} images/s (32x32 grayscale)")
@@ -135,6 +138,9 @@ def main() -> None:
     for dataset, e in efficiency.items():
         print(f"(e) {dataset}: hill-climb reaches acc@1 {e['acc@1']:.2f} after {e['hill-climb']:.0f} queries/identity, "
               f"nes after {e['nes']:.0f}: nes uses {e['ratio']:.1f}x fewer queries (goal >= 5x)")
+    print(f"(f) '{args.grid}' grid with 2 workers: {overhead['grid_wall_s'] / parallel['grid_wall_s']:.2f}x faster "
+          f"than 1 ({parallel['grid_wall_s']:.0f} s vs {overhead['grid_wall_s']:.0f} s; goal >= 1.7x); "
+          f"{100 * parallel['overhead_share']:.1f} % of worker time outside compute cells")
 
 
 if __name__ == "__main__":

@@ -48,3 +48,15 @@ def test_conformance_catches_a_nondeterministic_attack():
             check_attack("sloppy-test-only")
     finally:
         ATTACKS._classes.pop("sloppy-test-only")
+
+
+def test_the_readme_attack_example_conforms(tmp_path):
+    from pathlib import Path
+
+    from bench.registry import load_plugin_file
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    code = readme.split("# my_attack.py\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "my_attack.py").write_text(code)
+    load_plugin_file(tmp_path / "my_attack.py")
+    check_attack("random-guess", {"budget": 50})

@@ -96,6 +96,8 @@ class Attack:
             if not self._checkpoints:
                 self._checkpoints.append(Checkpoint(oracle.queries, torch.full((len(targets), *oracle.input_shape), 0.5)))
             result = AttackResult(self._checkpoints[-1].reconstructions, blocked=str(exc))
+        if not self._checkpoints or self._checkpoints[-1].queries != oracle.queries:
+            self.checkpoint(oracle, result.reconstructions)  # the trace always ends at the result
         result = dataclasses.replace(result, checkpoints=list(self._checkpoints))
         seconds = time.perf_counter() - start
         x = result.reconstructions

@@ -74,5 +74,4 @@ class MIFace(Attack):
                 x.clamp_(0, 1)
             if step % 25 == 0:
                 self.checkpoint(oracle, best_x, confidence=float(confidence.detach().mean()))
-        self.checkpoint(oracle, best_x)
         return AttackResult(reconstructions=best_x.clamp(0, 1))

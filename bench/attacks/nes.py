@@ -68,5 +68,4 @@ class NES(Attack):
             before, spent = spent, spent + 2 * half
             if spent // p.checkpoint_every > before // p.checkpoint_every:
                 self.checkpoint(oracle, x, confidence=float(score.exp().mean()))
-        self.checkpoint(oracle, x)
         return AttackResult(reconstructions=x.detach())
