@@ -21,20 +21,16 @@ from typing import Any
 import yaml
 
 from bench.errors import ConfigError
-from bench.models.training import TrainSpec
-from bench.params import as_dict, param, parse_params
+from bench.models.training import LoopSpec, TrainSpec
+from bench.params import as_dict, parse_params
 from bench.registry import ATTACKS, DATASETS, DEFENSES, Registry
 
 TOP_LEVEL_KEYS = ("name", "seeds", "datasets", "target", "evaluator", "defenses", "attacks")
 
 
 @dataclass(frozen=True)
-class EvaluatorSpec:
+class EvaluatorSpec(LoopSpec):
     """How the independent evaluator is trained (its architecture is fixed: unlike any target)."""
-
-    epochs: int = param(30, help="training epochs", low=1)
-    lr: float = param(1e-3, help="Adam learning rate", low=0, low_open=True)
-    batch_size: int = param(64, help="minibatch size", low=1)
 
 
 @dataclass(frozen=True)

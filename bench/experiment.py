@@ -15,8 +15,8 @@ import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from bench.oracle import Oracle, ThreatModel
 from bench.provenance import code_version
 from bench.registry import load_plugin_files
 from bench.report.gallery import reconstruction_grid
-from bench.results import atomic_write_bytes, atomic_write_parquet, ResultsDir
+from bench.results import ResultsDir, atomic_write_bytes, atomic_write_parquet
 
 EVALUATOR_SEED = 10_000  # one judge per dataset for the whole grid, never a target's seed
 

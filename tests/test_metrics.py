@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.data.base import DataSplits, DatasetMeta, Split
+from bench.data.base import DatasetMeta, DataSplits, Split
 from bench.metrics import PER_CLASS_METRICS, reconstruction_rows
 from bench.metrics.identification import feature_knn, top_k_hits
 from bench.metrics.similarity import psnr, ssim

@@ -2,7 +2,6 @@
 resumed, and a plugin package discovered through its entry point."""
 
 import os
-import shutil
 import signal
 import socket
 import subprocess

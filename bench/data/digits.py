@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
-from bench.data.base import DataSplits, Dataset, DatasetMeta, Split
+from bench.data.base import Dataset, DatasetMeta, DataSplits, Split
 from bench.data.split import split_per_class
 from bench.errors import ConfigError
 from bench.params import param

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from bench.data.base import DataSplits, Dataset, DatasetMeta, Split
+from bench.data.base import Dataset, DatasetMeta, DataSplits, Split
 from bench.data.split import split_per_class
 from bench.errors import ConfigError, DataError
 from bench.params import param

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from bench.data.base import DataSplits, Dataset, DatasetMeta, Split
+from bench.data.base import Dataset, DatasetMeta, DataSplits, Split
 from bench.errors import ConfigError
 from bench.params import param
 from bench.registry import dataset

@@ -23,13 +23,19 @@ from bench.params import param
 
 
 @dataclass(frozen=True)
-class TrainSpec:
-    """How every target of a grid is trained (the config's ``target:`` mapping)."""
+class LoopSpec:
+    """The training loop's settings shared by targets and the evaluator."""
 
-    model: str = param("cnn", help="target architecture", choices=TARGET_MODELS)
     epochs: int = param(30, help="training epochs", low=1)
     lr: float = param(1e-3, help="Adam learning rate", low=0, low_open=True)
     batch_size: int = param(64, help="minibatch size", low=1)
+
+
+@dataclass(frozen=True)
+class TrainSpec(LoopSpec):
+    """How every target of a grid is trained (the config's ``target:`` mapping)."""
+
+    model: str = param("cnn", help="target architecture", choices=TARGET_MODELS)
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ class Recipe:
     dp_max_grad_norm: float = 1.0
 
     @classmethod
-    def from_spec(cls, spec: Any) -> Recipe:
+    def from_spec(cls, spec: LoopSpec) -> Recipe:
         return cls(epochs=spec.epochs, lr=spec.lr, batch_size=spec.batch_size)
 
     @property
