@@ -250,7 +250,7 @@ def run_job(job: JobSpec, results_dir: str | Path, cache_dir: str | Path) -> lis
 def trace_table(result: AttackResult, targets: Tensor, evaluator: Classifier) -> pd.DataFrame:
     """Query efficiency: at each checkpoint, the queries spent and the evaluator's acc@1 of the
     reconstructions then (plus what the attacker saw, e.g. its mean target confidence)."""
-    rows = [{"queries": c.queries, "acc@1": float(top_k_hits(evaluator, c.reconstructions, targets, 1).mean()),
+    rows = [{"queries": c.queries, "acc@1": float(top_k_hits(evaluator, c.reconstructions, targets, 1).sum()) / len(targets),
              **c.info} for c in result.checkpoints]
     return pd.DataFrame(rows)
 

@@ -120,7 +120,7 @@ def dp_sweep(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
     if "epsilon" not in cells or cells["epsilon"].dropna().empty:
         return None, "no DP-SGD target in the grid"
     dp = cells[cells["epsilon"].notna() & np.isfinite(cells["epsilon"].astype(float))]
-    if dp["epsilon"].nunique() < 2:
+    if dp["defense"].nunique() < 2:
         return None, "needs DP-SGD at two or more epsilons"
     acc = _cell_level(metrics, "acc@1").merge(dp[["cell_id", "epsilon", "test_acc"]], on="cell_id")
     long = pd.concat([acc.assign(measure="attack acc@1", y=acc["value"]),
