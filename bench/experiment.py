@@ -67,9 +67,8 @@ class JobContext:
 @dataclass
 class CellOutcome:
     cell: CellSpec
-    status: str  # done | refused | failed | skipped
+    status: str  # done | refused | failed
     record: dict[str, Any]
-    result: AttackResult | None = None
 
 
 def setup(threads: int = 1) -> None:
@@ -213,7 +212,6 @@ def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOu
         "started": started.isoformat(), **utility,
     }
     labels = cell.labels()
-    result = None
     try:
         attack = cell.attack.build()
         oracle = build_oracle(ctx, cell, attack)
@@ -235,7 +233,7 @@ def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOu
     finished = datetime.now(timezone.utc)
     record.update(finished=finished.isoformat(), seconds=(finished - started).total_seconds())
     results.write_record(cell.cell_id, record)
-    return CellOutcome(cell, record["status"], record, result)
+    return CellOutcome(cell, record["status"], record)
 
 
 def run_job(job: JobSpec, results_dir: str | Path, cache_dir: str | Path) -> list[CellOutcome]:

@@ -1,4 +1,5 @@
-"""Execution of a grid: one papermill notebook per job, in this process or in N worker processes.
+"""Execution of a grid: one papermill notebook per job, run in worker processes or on Dask
+(see :mod:`bench.executors`), with papermill called in-process by each worker.
 
 The runner skips complete cells (so re-running resumes), isolates failures (a job whose
 notebook dies records its unfinished cells failed; the others go on), shows progress over
