@@ -55,12 +55,14 @@ class MIFace(Attack):
             idx = active.nonzero().squeeze(1)
             if len(idx) == 0:
                 break
-            xa = x[idx]
+            xa = x if len(idx) == k else x[idx]
             logp = F.log_softmax(oracle.logits(xa), dim=1).gather(1, targets[idx, None]).squeeze(1)
             confidence = logp.exp()
-            data_cost = -logp if p.loss == "ce" else 1 - confidence
-            prior = p.tv * total_variation(xa) + p.l2 * (xa**2).flatten(1).mean(1)
-            cost = data_cost + prior
+            cost = -logp if p.loss == "ce" else 1 - confidence
+            if p.tv > 0:
+                cost = cost + p.tv * total_variation(xa)
+            if p.l2 > 0:
+                cost = cost + p.l2 * (xa**2).flatten(1).mean(1)
             optimizer.zero_grad()
             cost.sum().backward()
             with torch.no_grad():
