@@ -113,6 +113,7 @@ def run_grid(
     cell_ids = [c.cell_id for c in cells]
     jobs = config.jobs(cells)
     todo = [j for j in jobs if any(not results.is_complete(c.cell_id) for c in j.cells)]
+    todo.sort(key=lambda j: -len(j.cells))  # longest jobs first: the last job to start ends the grid
     kernel = kernel_name()
     os.environ["OMP_NUM_THREADS"] = "1"  # inherited by kernels: one thread per process
     started = datetime.now(timezone.utc)
