@@ -20,6 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from bench.config import GridConfig, JobSpec
+from bench.errors import ConfigError
 from bench.executors import run_dask, run_local
 from bench.provenance import code_version, package_versions
 from bench.registry import load_plugin_files
@@ -110,6 +111,8 @@ def run_grid(
     results.remove_stale_temporaries()
     cache = Path(cache_dir) if cache_dir is not None else Path(results_root) / ".cache"
     cells = [c for c in config.cells() if _matches(c.labels(), only or {})]
+    if not cells:
+        raise ConfigError(f"--only {only} matches none of the {len(config.cells())} cells of grid '{config.name}'")
     cell_ids = [c.cell_id for c in cells]
     jobs = config.jobs(cells)
     todo = [j for j in jobs if any(not results.is_complete(c.cell_id) for c in j.cells)]

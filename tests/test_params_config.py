@@ -107,3 +107,12 @@ def test_cli_lists_plugins_and_configs(capsys):
     assert "none  [stage: inference]" in capsys.readouterr().out
     assert main(["list", "configs"]) == 0
     assert "smoke" in capsys.readouterr().out
+
+
+def test_only_filter_that_matches_nothing_exits_2_and_writes_nothing(tmp_path, capsys):
+    results = tmp_path / "results"
+    assert main(["run", "smoke", "--only", "attack=nope", "--results", str(results)]) == 2
+    assert "matches none of the 2 cells" in capsys.readouterr().err
+    assert main(["run", "smoke", "--only", "colour=red", "--results", str(results)]) == 2
+    assert "KEY one of dataset, defense, attack, seed, threat_model" in capsys.readouterr().err
+    assert not results.exists()
