@@ -58,6 +58,7 @@ class Attack:
     def __init__(self, params: Any = None) -> None:
         self.params = params if params is not None else self.Params()
         self._checkpoints: list[Checkpoint] = []
+        self._identities = 1
 
     @property
     def budget(self) -> int | None:
@@ -71,6 +72,12 @@ class Attack:
         self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
     ) -> AttackResult:
         raise NotImplementedError
+
+    def checkpoint_due(self, oracle: Oracle, every: int) -> bool:
+        """Whether ``every`` queries per identity were spent since the last checkpoint (or none was taken)."""
+        if not self._checkpoints:
+            return True
+        return oracle.queries - self._checkpoints[-1].queries >= every * self._identities
 
     def checkpoint(self, oracle: Oracle, x: Tensor, **info: float) -> None:
         """Record the current reconstructions (one per target identity) after the queries so far."""
@@ -89,6 +96,7 @@ class Attack:
         torch.manual_seed(seed)
         start_queries = oracle.queries
         self._checkpoints = []
+        self._identities = len(targets)
         start = time.perf_counter()
         try:
             result = self.run(oracle, targets, public, self.budget, rng)

@@ -58,8 +58,7 @@ class HillClimb(Attack):
             better = top > best
             x[better] = candidates[rows, arg][better]
             best = torch.where(better, top, best)
-            before = spent
             spent += n
-            if spent // p.checkpoint_every > before // p.checkpoint_every or spent >= per_identity:
+            if self.checkpoint_due(oracle, p.checkpoint_every) or spent >= per_identity:
                 self.checkpoint(oracle, x, confidence=float(best.mean()))
         return AttackResult(reconstructions=x)

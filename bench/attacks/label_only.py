@@ -53,7 +53,6 @@ class LabelOnly(Attack):
         radius = torch.full((k,), p.radius)
         dims = x[0].numel()
         active = found.clone()
-        next_checkpoint = oracle.queries + p.checkpoint_every * k
         while active.any() and oracle.queries + int(active.sum()) * (p.points + 1) <= total:
             idx = active.nonzero().squeeze(1)
             u = torch.randn((len(idx), p.points, dims), generator=rng)
@@ -73,9 +72,8 @@ class LabelOnly(Attack):
             radius[idx] = torch.where(inside_all, radius[idx] * p.growth,
                                       torch.where(stays, radius[idx], radius[idx] / p.growth))
             active[idx[radius[idx] * math.sqrt(dims) > 2 * math.sqrt(dims)]] = False  # sphere covers the image
-            if oracle.queries >= next_checkpoint:
+            if self.checkpoint_due(oracle, p.checkpoint_every):
                 self.checkpoint(oracle, x, radius=float(radius.mean()))
-                next_checkpoint += p.checkpoint_every * k
         self.checkpoint(oracle, x, radius=float(radius.mean()))
         return AttackResult(reconstructions=x)
 

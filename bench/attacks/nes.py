@@ -65,7 +65,7 @@ class NES(Attack):
                 x.grad -= grad  # ascend the estimated log-confidence, descend the prior
                 optimizer.step()
                 x.clamp_(0, 1)
-            before, spent = spent, spent + 2 * half
-            if spent // p.checkpoint_every > before // p.checkpoint_every:
+            spent += 2 * half
+            if self.checkpoint_due(oracle, p.checkpoint_every):
                 self.checkpoint(oracle, x, confidence=float(score.exp().mean()))
         return AttackResult(reconstructions=x.detach())
