@@ -20,6 +20,7 @@ import pandas as pd
 COMPLETE = ("done", "refused")
 LABEL_COLUMNS = ["cell_id", "job_id", "dataset", "defense", "attack", "threat_model", "seed"]
 METRIC_COLUMNS = [*LABEL_COLUMNS, "target_class", "metric", "value", "error"]
+TRACE_COLUMNS = [*LABEL_COLUMNS, "queries", "acc@1"]
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -116,7 +117,7 @@ class ResultsDir:
         """Query-efficiency checkpoints of every complete cell that has them."""
         frames = [pd.read_parquet(p) for cid in cell_ids
                   if (p := self.cell_dir(cid) / "trace.parquet").exists() and self.is_complete(cid)]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*LABEL_COLUMNS, "queries", "acc@1"])
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TRACE_COLUMNS)
 
     def write_tables(self, cell_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
         cells = self.cells_table(cell_ids)
@@ -136,4 +137,4 @@ def load_tables(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def load_traces(root: str | Path) -> pd.DataFrame:
     """The aggregated query-efficiency checkpoints (empty when the grid has none)."""
     path = Path(root) / "tables" / "traces.parquet"
-    return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=[*LABEL_COLUMNS, "queries", "acc@1"])
+    return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=TRACE_COLUMNS)

@@ -108,17 +108,16 @@ def run_grid(
 ) -> RunSummary:
     """Run every incomplete cell of ``config`` and write the grid's tables and manifest."""
     results = ResultsDir(Path(results_root) / config.name)
-    results.remove_stale_temporaries()
     cache = Path(cache_dir) if cache_dir is not None else Path(results_root) / ".cache"
     cells = [c for c in config.cells() if _matches(c.labels(), only or {})]
     if not cells:
         raise ConfigError(f"--only {only} matches none of the {len(config.cells())} cells of grid '{config.name}'")
+    results.remove_stale_temporaries()
     cell_ids = [c.cell_id for c in cells]
     jobs = config.jobs(cells)
     todo = [j for j in jobs if any(not results.is_complete(c.cell_id) for c in j.cells)]
     todo.sort(key=lambda j: -len(j.cells))  # longest jobs first: the last job to start ends the grid
     kernel = kernel_name()
-    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by kernels: one thread per process
     started = datetime.now(timezone.utc)
     manifest = {
         "name": config.name, "config": config.raw, "code_version": code_version(), "packages": package_versions(),
