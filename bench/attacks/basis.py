@@ -1,0 +1,61 @@
+"""Low-dimensional image bases for black-box search.
+
+A score-based attacker pays one query per probe, and a gradient estimate from n probes is only
+as good as n is large against the number of dimensions searched. Searching a handful of
+coefficients instead of every pixel is what makes black-box inversion affordable: a coarse
+grid upsampled to full size, or the principal components of the public data (a linear
+stand-in for the generative priors of GMI-style attacks, fitted on images the attacker may know).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class ImageBasis:
+    """``x = mean + z @ components``, reshaped to ``shape``; ``z = 0`` is the starting image."""
+
+    mean: Tensor  # D
+    components: Tensor  # d × D
+    shape: tuple[int, ...]
+
+    @property
+    def dims(self) -> int:
+        return len(self.components)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Coefficients (… × d) to images (… × C×H×W), not yet clamped to [0, 1]."""
+        return (self.mean + z @ self.components).view(*z.shape[:-1], *self.shape)
+
+
+def pixel_basis(shape: tuple[int, ...]) -> ImageBasis:
+    """Every pixel its own coefficient, starting from uniform gray."""
+    d = int(torch.tensor(shape).prod())
+    return ImageBasis(torch.full((d,), 0.5), torch.eye(d), shape)
+
+
+def lowres_basis(shape: tuple[int, ...], size: int) -> ImageBasis:
+    """A ``size``×``size`` grid per channel, bilinearly upsampled; starts from uniform gray."""
+    c, h, w = shape
+    d = c * size * size
+    coarse = torch.eye(d).view(d, c, size, size)
+    fine = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
+    return ImageBasis(torch.full((c * h * w,), 0.5), fine.flatten(1), shape)
+
+
+def pca_basis(public: Tensor, components: int) -> ImageBasis:
+    """The top principal components of the public images, each scaled by its standard deviation
+    (so a unit step in any coefficient is a typical public-data variation); starts from their mean."""
+    flat = public.flatten(1).double()
+    if components > min(flat.shape):
+        raise ValueError(f"pca basis with {components} components needs at least that many public images and pixels, "
+                         f"got {flat.shape[0]} images of {flat.shape[1]} pixels")
+    mean = flat.mean(0)
+    _, s, v = torch.linalg.svd(flat - mean, full_matrices=False)
+    scale = s[:components] / (len(flat) - 1) ** 0.5
+    return ImageBasis(mean.float(), (v[:components] * scale[:, None]).float(), tuple(public.shape[1:]))
