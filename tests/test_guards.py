@@ -38,8 +38,9 @@ def monitor(splits, **params):
 
 def test_monitor_calibrates_and_passes_distinct_test_images(digits):
     report = monitor(digits, fpr=0.01).report()
-    assert report["false_positive_rate"] <= 0.05 and math.isnan(report["detected_at_query"])
-    assert 0 <= report["false_positive_rate_repeats"] <= 1
+    # calibrated on training images, measured on held-out ones: both kinds of honest traffic near 1 %
+    assert report["false_positive_rate"] <= 0.03 and report["false_positive_rate_repeats"] <= 0.03
+    assert math.isnan(report["detected_at_query"])
     # honest traffic: 60 distinct held-out images one at a time; at 1 % per query one might be
     # flagged, so calibrate stricter here
     m = monitor(digits, fpr=0.001)
@@ -61,7 +62,7 @@ def test_monitor_flags_a_stream_of_near_duplicates(digits):
 
 
 def test_blocked_attack_keeps_its_last_checkpoint(tiny_target, digits):
-    attack = parse_entry({"hill-climb": {"budget": 500, "checkpoint_every": 20, "init": "noise"}}, "attack", "t").build()
+    attack = parse_entry({"hill-climb": {"budget": 500, "checkpoint_every": 20, "init": "noise", "sigma": 0.03}}, "attack", "t").build()
     guard = monitor(digits, k=3)
     oracle = Oracle(tiny_target, ThreatModel.BLACK_BOX, 10, (1, 8, 8), budget=5000, guards=[guard])
     result = attack.execute(oracle, torch.arange(10), None, seed=0)
