@@ -39,12 +39,34 @@ def test_pca_basis_starts_at_the_public_mean_with_unit_variance_coefficients(dig
         pca_basis(public[:5], 8)
 
 
-def test_nes_in_the_pca_basis_needs_public_data(tiny_target):
-    nes = parse_entry({"nes": {"budget": 40}}, "attack", "test").build()
-    oracle = Oracle(tiny_target, ThreatModel.BLACK_BOX, 10, (1, 8, 8), budget=400)
+@pytest.mark.parametrize("make", [lambda p: pixel_basis((1, 8, 8)), lambda p: lowres_basis((1, 8, 8), 3),
+                                  lambda p: pca_basis(p, 12)], ids=["pixel", "lowres", "pca"])
+def test_encode_inverts_decode_and_projects_images_onto_the_basis(digits, make):
+    b = make(digits.public.x)
+    z = torch.randn(5, b.dims, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(b.encode(b.decode(z)), z, atol=1e-3)
+    x = digits.public.x[:5]
+    fit = b.decode(b.encode(x))
+    assert torch.allclose(b.encode(fit), b.encode(x), atol=1e-3)  # a projection: applying it twice changes nothing
+    assert (fit - x).pow(2).mean() <= (b.decode(torch.zeros(5, b.dims)) - x).pow(2).mean()
+
+
+@pytest.mark.parametrize("entry", [{"nes": {"budget": 40}}, {"mi-face": {"steps": 5, "basis": "pca"}}])
+def test_attacks_in_the_pca_basis_need_public_data(tiny_target, entry):
+    attack = parse_entry(entry, "attack", "test").build()
+    oracle = Oracle(tiny_target, attack.threat_model, 10, (1, 8, 8), budget=400)
     with pytest.raises(AttackRefused, match="basis 'pca' needs public data.*use basis 'lowres' or 'pixel'"):
-        nes.execute(oracle, torch.arange(10), None, seed=0)
+        attack.execute(oracle, torch.arange(10), None, seed=0)
     assert oracle.queries == 0
+
+
+def test_white_box_inversion_in_the_pca_basis_starts_at_the_public_mean(tiny_target, digits):
+    mi = parse_entry({"mi-face": {"steps": 60, "basis": "pca", "init": "mean", "loss": "ce"}}, "attack", "test").build()
+    result = mi.execute(Oracle(tiny_target, ThreatModel.WHITE_BOX, 10, (1, 8, 8)), torch.arange(10), digits.public.x, seed=0)
+    start = result.checkpoints[0].reconstructions
+    assert torch.allclose(start, digits.public.x.mean(0).expand_as(start).clamp(0, 1), atol=1e-5)
+    with torch.no_grad():
+        assert (tiny_target(result.reconstructions).argmax(1) == torch.arange(10)).float().mean() >= 0.7
 
 
 @pytest.mark.parametrize("basis", ["lowres", "pixel"])

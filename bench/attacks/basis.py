@@ -15,13 +15,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bench.attacks.base import AttackRefused
+
 
 @dataclass(frozen=True)
 class ImageBasis:
-    """``x = mean + z @ components``, reshaped to ``shape``; ``z = 0`` is the starting image."""
+    """``x = mean + z @ components``, reshaped to ``shape``; ``z = 0`` is the basis' mean image."""
 
     mean: Tensor  # D
     components: Tensor  # d × D
+    inverse: Tensor  # D × d, the pseudo-inverse of ``components``
     shape: tuple[int, ...]
 
     @property
@@ -32,20 +35,39 @@ class ImageBasis:
         """Coefficients (… × d) to images (… × C×H×W), not yet clamped to [0, 1]."""
         return (self.mean + z @ self.components).view(*z.shape[:-1], *self.shape)
 
+    def encode(self, x: Tensor) -> Tensor:
+        """Images to the coefficients of their least-squares approximation in the basis."""
+        return (x.flatten(-len(self.shape)) - self.mean) @ self.inverse
+
+
+def image_basis(attack: str, kind: str, shape: tuple[int, ...], public: Tensor | None, components: int,
+                grid: int) -> ImageBasis:
+    """The basis an attack's ``basis`` parameter names; 'pca' refuses a cell without public data."""
+    if kind == "pixel":
+        return pixel_basis(shape)
+    if kind == "lowres":
+        return lowres_basis(shape, grid)
+    if kind != "pca":
+        raise ValueError(f"unknown image basis '{kind}'; allowed: pca, lowres, pixel")
+    if public is None:
+        raise AttackRefused(f"attack '{attack}' with basis 'pca' needs public data and the dataset has none; "
+                            "use basis 'lowres' or 'pixel'")
+    return pca_basis(public, components)
+
 
 def pixel_basis(shape: tuple[int, ...]) -> ImageBasis:
-    """Every pixel its own coefficient, starting from uniform gray."""
+    """Every pixel its own coefficient, around uniform gray."""
     d = int(torch.tensor(shape).prod())
-    return ImageBasis(torch.full((d,), 0.5), torch.eye(d), shape)
+    return ImageBasis(torch.full((d,), 0.5), torch.eye(d), torch.eye(d), shape)
 
 
 def lowres_basis(shape: tuple[int, ...], size: int) -> ImageBasis:
-    """A ``size``×``size`` grid per channel, bilinearly upsampled; starts from uniform gray."""
+    """A ``size``×``size`` grid per channel, bilinearly upsampled, around uniform gray."""
     c, h, w = shape
     d = c * size * size
     coarse = torch.eye(d).view(d, c, size, size)
-    fine = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
-    return ImageBasis(torch.full((c * h * w,), 0.5), fine.flatten(1), shape)
+    fine = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False).flatten(1)
+    return ImageBasis(torch.full((c * h * w,), 0.5), fine, torch.linalg.pinv(fine), shape)
 
 
 def pca_basis(public: Tensor, components: int) -> ImageBasis:
@@ -58,4 +80,5 @@ def pca_basis(public: Tensor, components: int) -> ImageBasis:
     mean = flat.mean(0)
     _, s, v = torch.linalg.svd(flat - mean, full_matrices=False)
     scale = s[:components] / (len(flat) - 1) ** 0.5
-    return ImageBasis(mean.float(), (v[:components] * scale[:, None]).float(), tuple(public.shape[1:]))
+    return ImageBasis(mean.float(), (v[:components] * scale[:, None]).float(), (v[:components].T / scale).float(),
+                      tuple(public.shape[1:]))

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bench.attacks.base import Attack, AttackResult
+from bench.attacks.basis import image_basis
 from bench.attacks.priors import initial_images, total_variation
 from bench.oracle import Oracle, ThreatModel
 from bench.params import param
@@ -21,9 +22,10 @@ class MIFace(Attack):
     Confidence Information and Basic Countermeasures".
 
     White-box: descend the cost ``1 - p_target(x)`` (or cross-entropy) plus total-variation
-    and L2 priors, projecting onto [0, 1]. The paper's stopping rules per identity: stop at
-    ``confidence``, after ``patience`` steps without improvement, or at ``steps``. All target
-    identities run in one batch. Example: ``bench run smoke --only attack=mi-face``.
+    and L2 priors, projecting onto [0, 1]; in pixel space as the paper, or in a low-dimensional
+    ``basis`` (as NES) to give the white-box attacker the same public-data prior. The paper's
+    stopping rules per identity: stop at ``confidence``, after ``patience`` steps without
+    improvement, or at ``steps``. All target identities run in one batch. Example: ``bench run smoke --only attack=mi-face``.
     """
 
     threat_model = ThreatModel.WHITE_BOX
@@ -38,24 +40,32 @@ class MIFace(Attack):
         loss: str = param("1-p", help="cost to descend: the paper's '1-p', or 'ce' (-log p)", choices=("ce", "1-p"))
         tv: float = param(0.0, help="total-variation prior weight", low=0)
         l2: float = param(0.0, help="L2 prior weight (mean squared pixel value)", low=0)
-        init: str = param("zeros", help="starting image", choices=("gray", "zeros", "noise"))
+        init: str = param("zeros", help="starting image (its best approximation in the basis), or the basis' "
+                          "mean image (gray; the public mean face for 'pca')", choices=("gray", "zeros", "noise", "mean"))
+        basis: str = param("pixel", help="search space: pixels (the paper), public-data principal components, or a "
+                           "coarse grid", choices=("pixel", "pca", "lowres"))
+        components: int = param(16, help="principal components searched (basis 'pca')", low=1)
+        grid: int = param(8, help="grid size per side (basis 'lowres')", low=1)
 
     def run(
         self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
     ) -> AttackResult:
         p = self.params
         k = len(targets)
-        x = initial_images(p.init, (k, *oracle.input_shape), rng).requires_grad_(True)
-        optimizer = torch.optim.Adam([x], lr=p.lr)
+        basis = image_basis(self.name, p.basis, oracle.input_shape, public, p.components, p.grid)
+        start = torch.zeros((k, basis.dims)) if p.init == "mean" else basis.encode(
+            initial_images(p.init, (k, *oracle.input_shape), rng))
+        z = start.requires_grad_(True)
+        optimizer = torch.optim.Adam([z], lr=p.lr)
         best_cost = torch.full((k,), float("inf"))
-        best_x = x.detach().clone()
+        best_x = basis.decode(z.detach()).clamp(0, 1)
         stale = torch.zeros(k, dtype=torch.long)
         active = torch.ones(k, dtype=torch.bool)
         for step in range(p.steps):
             idx = active.nonzero().squeeze(1)
             if len(idx) == 0:
                 break
-            xa = x if len(idx) == k else x[idx]
+            xa = basis.decode(z if len(idx) == k else z[idx]).clamp(0, 1)
             logp = F.log_softmax(oracle.logits(xa), dim=1).gather(1, targets[idx, None]).squeeze(1)
             confidence = logp.exp()
             cost = -logp if p.loss == "ce" else 1 - confidence
@@ -73,7 +83,7 @@ class MIFace(Attack):
                 done = (confidence.detach() >= p.confidence) | (stale[idx] >= p.patience)
                 active[idx[done]] = False
                 optimizer.step()
-                x.clamp_(0, 1)
+                z.copy_(basis.encode(basis.decode(z).clamp(0, 1)))  # project back onto images in [0, 1]
             if step % 25 == 0:
                 self.checkpoint(oracle, best_x, confidence=float(confidence.detach().mean()))
         return AttackResult(reconstructions=best_x.clamp(0, 1))

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from bench.attacks.base import Attack, AttackRefused, AttackResult
-from bench.attacks.basis import ImageBasis, lowres_basis, pca_basis, pixel_basis
+from bench.attacks.base import Attack, AttackResult
+from bench.attacks.basis import image_basis
 from bench.attacks.priors import total_variation
 from bench.oracle import Oracle, ThreatModel
 from bench.params import param
@@ -46,17 +46,6 @@ class NES(Attack):
         l2: float = param(1.0, help="Gaussian prior weight on the basis coefficients (mean squared coefficient)", low=0)
         checkpoint_every: int = param(250, help="queries per identity between checkpoints", low=1)
 
-    def image_basis(self, shape: tuple[int, ...], public: Tensor | None) -> ImageBasis:
-        p = self.params
-        if p.basis == "pixel":
-            return pixel_basis(shape)
-        if p.basis == "lowres":
-            return lowres_basis(shape, p.grid)
-        if public is None:
-            raise AttackRefused("attack 'nes' with basis 'pca' needs public data and the dataset has none; "
-                                "use basis 'lowres' or 'pixel'")
-        return pca_basis(public, p.components)
-
     def run(
         self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
     ) -> AttackResult:
@@ -64,7 +53,7 @@ class NES(Attack):
         k = len(targets)
         rows = torch.arange(k)
         half = max(1, p.samples // 2)
-        basis = self.image_basis(oracle.input_shape, public)
+        basis = image_basis(self.name, p.basis, oracle.input_shape, public, p.components, p.grid)
         z = torch.zeros((k, basis.dims), requires_grad=True)
         optimizer = torch.optim.Adam([z], lr=p.lr)
         per_identity = budget if budget is not None else p.budget
