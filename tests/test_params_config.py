@@ -14,7 +14,7 @@ def cfg(**over):
 
 
 def test_shipped_configs_parse_and_group_cells_into_jobs():
-    for name in ("smoke", "default", "defenses"):
+    for name in ("smoke", "default", "defenses", "blackbox"):
         config = load_config(name)
         cells = config.cells()
         jobs = config.jobs()
@@ -92,7 +92,7 @@ def test_cli_config_errors_exit_2_and_write_nothing(tmp_path, capsys):
     assert main(["run", str(bad), "--results", str(results)]) == 2
     assert "parameter 'budget': 0 is out of range" in capsys.readouterr().err
     assert main(["run", "no-such-config", "--results", str(results)]) == 2
-    assert "shipped: default, defenses, smoke" in capsys.readouterr().err
+    assert "shipped: blackbox, default, defenses, smoke" in capsys.readouterr().err
     assert not results.exists()
 
 
