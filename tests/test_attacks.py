@@ -15,6 +15,8 @@ TINY = {
     "label-only": {"budget": 300, "points": 8},
 }
 
+STOPS_EARLY = {"label-only"}  # once every identity's sphere spans the whole search range
+
 
 def make(name):
     return parse_entry({name: TINY[name]}, "attack", "test").build()
@@ -40,7 +42,9 @@ def test_attack_runs_respects_budget_and_is_deterministic(name, tiny_target, tin
     assert r.queries == o.queries > 0 and r.seconds > 0 and r.checkpoints
     assert r.checkpoints[-1].queries == r.queries
     if a.budget is not None:
-        assert 0.9 * a.budget * 10 <= r.queries <= a.budget * 10  # spends its budget, never more
+        assert r.queries <= a.budget * 10  # never more than its budget
+        if name not in STOPS_EARLY:
+            assert 0.9 * a.budget * 10 <= r.queries  # and spends it
     again = make(name).execute(oracle_for(a, tiny_target), targets, digits.public.x, seed=3)
     assert torch.equal(again.reconstructions, r.reconstructions)
     # the attacks must recover something: well above chance (0.1) by the target itself
