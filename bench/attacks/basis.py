@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bench.attacks.base import AttackRefused
+from bench.params import param
 
 
 @dataclass(frozen=True)
@@ -40,19 +41,26 @@ class ImageBasis:
         return (x.flatten(-len(self.shape)) - self.mean) @ self.inverse
 
 
-def image_basis(attack: str, kind: str, shape: tuple[int, ...], public: Tensor | None, components: int,
-                grid: int) -> ImageBasis:
-    """The basis an attack's ``basis`` parameter names; 'pca' refuses a cell without public data."""
-    if kind == "pixel":
+@dataclass(frozen=True)
+class BasisParams:
+    """The search-space parameters an attack's ``Params`` inherit to search in a basis."""
+
+    basis: str = param("pca", help="search space: public-data principal components, coarse grid, or pixels",
+                       choices=("pca", "lowres", "pixel"))
+    components: int = param(16, help="principal components searched (basis 'pca')", low=1)
+    grid: int = param(8, help="grid size per side (basis 'lowres')", low=1)
+
+
+def image_basis(attack: str, params: BasisParams, shape: tuple[int, ...], public: Tensor | None) -> ImageBasis:
+    """The basis an attack's parameters name; 'pca' refuses a cell without public data."""
+    if params.basis == "pixel":
         return pixel_basis(shape)
-    if kind == "lowres":
-        return lowres_basis(shape, grid)
-    if kind != "pca":
-        raise ValueError(f"unknown image basis '{kind}'; allowed: pca, lowres, pixel")
+    if params.basis == "lowres":
+        return lowres_basis(shape, params.grid)
     if public is None:
         raise AttackRefused(f"attack '{attack}' with basis 'pca' needs public data and the dataset has none; "
                             "use basis 'lowres' or 'pixel'")
-    return pca_basis(public, components)
+    return pca_basis(public, params.components)
 
 
 def pixel_basis(shape: tuple[int, ...]) -> ImageBasis:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from bench.attacks.base import Attack, AttackResult
-from bench.attacks.basis import ImageBasis, image_basis
+from bench.attacks.basis import BasisParams, ImageBasis, image_basis
 from bench.oracle import Oracle, ThreatModel
 from bench.params import param
 from bench.registry import attack
@@ -34,17 +34,13 @@ class LabelOnly(Attack):
     needs_public_data = True
 
     @dataclass(frozen=True)
-    class Params:
+    class Params(BasisParams):
         budget: int = param(2000, help="queries per target identity", low=2)
         scan: float = param(0.25, help="share of the budget spent labelling public images", low=0, high=1)
         points: int = param(16, help="points sampled on the sphere per step", low=1)
         radius: float = param(0.05, help="initial sphere radius (RMS per coefficient)", low=0, low_open=True)
         growth: float = param(1.3, help="radius growth when the whole sphere stays in the class", low=1)
         step: float = param(0.5, help="move as a fraction of the radius", low=0, low_open=True)
-        basis: str = param("pca", help="search space: public-data principal components, coarse grid, or pixels",
-                           choices=("pca", "lowres", "pixel"))
-        components: int = param(16, help="principal components searched (basis 'pca')", low=1)
-        grid: int = param(8, help="grid size per side (basis 'lowres')", low=1)
         checkpoint_every: int = param(250, help="queries per identity between checkpoints", low=1)
 
     def run(
@@ -53,7 +49,7 @@ class LabelOnly(Attack):
         p = self.params
         k = len(targets)
         total = (budget if budget is not None else p.budget) * k
-        basis = image_basis(self.name, p.basis, oracle.input_shape, public, p.components, p.grid)
+        basis = image_basis(self.name, p, oracle.input_shape, public)
         image = lambda z: basis.decode(z).clamp(0, 1)  # noqa: E731
         z = torch.zeros((k, basis.dims))
         found = self.starting_points(oracle, basis, z, targets, public, int(p.scan * total), rng)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bench.attacks.base import Attack, AttackResult
-from bench.attacks.basis import image_basis
+from bench.attacks.basis import BasisParams, image_basis
 from bench.attacks.priors import initial_images, total_variation
 from bench.oracle import Oracle, ThreatModel
 from bench.params import param
@@ -25,14 +25,15 @@ class MIFace(Attack):
     and L2 priors, projecting onto [0, 1]; in pixel space as the paper, or in a low-dimensional
     ``basis`` (as NES) to give the white-box attacker the same public-data prior. The paper's
     stopping rules per identity: stop at ``confidence``, after ``patience`` steps without
-    improvement, or at ``steps``. All target identities run in one batch. Example: ``bench run smoke --only attack=mi-face``.
+    improvement, or at ``steps``. All target identities run in one batch.
+    Example: ``bench run smoke --only attack=mi-face``.
     """
 
     threat_model = ThreatModel.WHITE_BOX
     needs_public_data = False
 
     @dataclass(frozen=True)
-    class Params:
+    class Params(BasisParams):
         steps: int = param(500, help="maximum gradient steps (the paper's alpha)", low=1)
         lr: float = param(0.1, help="Adam step size", low=0, low_open=True)
         patience: int = param(100, help="stop an identity after this many steps without improvement (beta)", low=1)
@@ -44,15 +45,13 @@ class MIFace(Attack):
                           "mean image (gray; the public mean face for 'pca')", choices=("gray", "zeros", "noise", "mean"))
         basis: str = param("pixel", help="search space: pixels (the paper), public-data principal components, or a "
                            "coarse grid", choices=("pixel", "pca", "lowres"))
-        components: int = param(16, help="principal components searched (basis 'pca')", low=1)
-        grid: int = param(8, help="grid size per side (basis 'lowres')", low=1)
 
     def run(
         self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
     ) -> AttackResult:
         p = self.params
         k = len(targets)
-        basis = image_basis(self.name, p.basis, oracle.input_shape, public, p.components, p.grid)
+        basis = image_basis(self.name, p, oracle.input_shape, public)
         start = torch.zeros((k, basis.dims)) if p.init == "mean" else basis.encode(
             initial_images(p.init, (k, *oracle.input_shape), rng))
         z = start.requires_grad_(True)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from bench.attacks.base import Attack, AttackResult
-from bench.attacks.basis import image_basis
+from bench.attacks.basis import BasisParams, image_basis
 from bench.attacks.priors import total_variation
 from bench.oracle import Oracle, ThreatModel
 from bench.params import param
@@ -22,24 +22,21 @@ class NES(Attack):
 
     Black-box: each step probes every identity's current coefficients with ``samples``
     antithetic Gaussian perturbations (z ± sigma·u), estimates the gradient of the target's
-    log-confidence from the returned scores, adds the gradient of a total-variation prior on the
-    image and a Gaussian prior on the coefficients (computed locally, no queries) and takes an Adam step. The search runs in an image
-    ``basis``: the principal components of the public data (default), a coarse upsampled grid,
-    or raw pixels; fewer coefficients make every probe count for more. All identities are
-    batched in one query batch per step. Example: ``bench run default --only attack=nes``.
+    log-confidence from the returned scores, adds the gradients of a total-variation prior on
+    the image and a Gaussian prior on the coefficients (computed locally, no queries) and takes
+    an Adam step. The search runs in an image ``basis``: the principal components of the public
+    data (default), a coarse upsampled grid, or raw pixels; fewer coefficients make every probe
+    count for more. All identities are batched in one query batch per step.
+    Example: ``bench run default --only attack=nes``.
     """
 
     threat_model = ThreatModel.BLACK_BOX
     needs_public_data = False  # only the 'pca' basis does; refused in ``run`` without it
 
     @dataclass(frozen=True)
-    class Params:
+    class Params(BasisParams):
         budget: int = param(2000, help="queries per target identity", low=2)
         samples: int = param(10, help="probes per identity per step (antithetic pairs)", low=2)
-        basis: str = param("pca", help="search space: public-data principal components, coarse grid, or pixels",
-                           choices=("pca", "lowres", "pixel"))
-        components: int = param(16, help="principal components searched (basis 'pca')", low=1)
-        grid: int = param(8, help="grid size per side (basis 'lowres')", low=1)
         sigma: float = param(0.5, help="probe standard deviation per coefficient", low=0, low_open=True)
         lr: float = param(0.2, help="Adam step size", low=0, low_open=True)
         tv: float = param(0.0, help="total-variation prior weight", low=0)
@@ -53,7 +50,7 @@ class NES(Attack):
         k = len(targets)
         rows = torch.arange(k)
         half = max(1, p.samples // 2)
-        basis = image_basis(self.name, p.basis, oracle.input_shape, public, p.components, p.grid)
+        basis = image_basis(self.name, p, oracle.input_shape, public)
         z = torch.zeros((k, basis.dims), requires_grad=True)
         optimizer = torch.optim.Adam([z], lr=p.lr)
         per_identity = budget if budget is not None else p.budget
