@@ -35,7 +35,7 @@ class HillClimb(Attack):
         population: int = param(20, help="perturbations proposed per identity per round", low=1)
         sigma: float = param(0.1, help="standard deviation of a perturbation", low=0, low_open=True)
         init: str = param("gray", help="starting image", choices=("gray", "zeros", "noise"))
-        checkpoint_every: int = param(250, help="queries per identity between checkpoints", low=1)
+        checkpoint_every: int = param(50, help="queries per identity between checkpoints", low=1)
 
     def run(
         self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator

@@ -41,7 +41,7 @@ class LabelOnly(Attack):
         radius: float = param(0.05, help="initial sphere radius (RMS per coefficient)", low=0, low_open=True)
         growth: float = param(1.3, help="radius growth when the whole sphere stays in the class", low=1)
         step: float = param(0.5, help="move as a fraction of the radius", low=0, low_open=True)
-        checkpoint_every: int = param(250, help="queries per identity between checkpoints", low=1)
+        checkpoint_every: int = param(50, help="queries per identity between checkpoints", low=1)
 
     def run(
         self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator

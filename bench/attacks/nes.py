@@ -41,7 +41,7 @@ class NES(Attack):
         lr: float = param(0.2, help="Adam step size", low=0, low_open=True)
         tv: float = param(0.0, help="total-variation prior weight", low=0)
         l2: float = param(1.0, help="Gaussian prior weight on the basis coefficients (mean squared coefficient)", low=0)
-        checkpoint_every: int = param(250, help="queries per identity between checkpoints", low=1)
+        checkpoint_every: int = param(50, help="queries per identity between checkpoints", low=1)
 
     def run(
         self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
