@@ -23,6 +23,7 @@ from bench.config import parse_entry  # noqa: E402
 
 Drawn = tuple[Figure | None, str | None]
 CI = ("ci", 95)
+QUERY_BIN = 25  # queries per identity: the x resolution of the query-efficiency figure
 
 
 def _per_class(metrics: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -107,7 +108,11 @@ def query_efficiency(traces: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
     if data.empty:
         return None, "no black-box or label-only attack in the grid"
     identities = _per_class(metrics, "acc@1").groupby("cell_id").size()
-    data = data.assign(queries_per_identity=data["queries"] / data["cell_id"].map(identities))
+    # checkpoints fall at seed-dependent query counts: snap each up to a common grid (what the
+    # attacker holds by then, the last checkpoint per bin) so that seeds average at the same x
+    per_identity = data["queries"] / data["cell_id"].map(identities)
+    data = data.assign(queries_per_identity=np.ceil(per_identity / QUERY_BIN - 1e-9) * QUERY_BIN)
+    data = data.groupby(["cell_id", "queries_per_identity"]).tail(1)  # checkpoints are in query order
     grid = sns.relplot(data=data, x="queries_per_identity", y="acc@1", hue="attack", style="defense", col="dataset",
                        kind="line", errorbar=CI, facet_kws={"sharex": False})
     grid.set_axis_labels("queries per target identity", "acc@1 (evaluator)")
