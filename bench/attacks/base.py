@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from bench.oracle import Oracle, QueryBlocked, ThreatModel
+from bench.params import param
 
 
 class AttackRefused(RuntimeError):
@@ -42,6 +43,13 @@ class AttackResult:
     queries: int = 0
     seconds: float = 0.0
     blocked: str | None = None  # why an endpoint guard stopped the attacker, if it did
+
+
+@dataclass(frozen=True)
+class CheckpointParams:
+    """The checkpoint cadence a query-based attack's ``Params`` inherit (see ``Attack.checkpoint_due``)."""
+
+    checkpoint_every: int = param(50, help="queries per identity between checkpoints", low=1)
 
 
 class Attack:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from bench.attacks.base import Attack, AttackResult
+from bench.attacks.base import Attack, AttackResult, CheckpointParams
 from bench.attacks.priors import initial_images
 from bench.oracle import Oracle, ThreatModel
 from bench.params import param
@@ -30,12 +30,11 @@ class HillClimb(Attack):
     needs_public_data = False
 
     @dataclass(frozen=True)
-    class Params:
+    class Params(CheckpointParams):
         budget: int = param(20000, help="queries per target identity", low=1)
         population: int = param(20, help="perturbations proposed per identity per round", low=1)
         sigma: float = param(0.1, help="standard deviation of a perturbation", low=0, low_open=True)
         init: str = param("gray", help="starting image", choices=("gray", "zeros", "noise"))
-        checkpoint_every: int = param(50, help="queries per identity between checkpoints", low=1)
 
     def run(
         self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator

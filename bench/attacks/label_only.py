@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from bench.attacks.base import Attack, AttackResult
+from bench.attacks.base import Attack, AttackResult, CheckpointParams
 from bench.attacks.basis import BasisParams, ImageBasis, image_basis
 from bench.oracle import Oracle, ThreatModel
 from bench.params import param
@@ -34,14 +34,13 @@ class LabelOnly(Attack):
     needs_public_data = True
 
     @dataclass(frozen=True)
-    class Params(BasisParams):
+    class Params(BasisParams, CheckpointParams):
         budget: int = param(2000, help="queries per target identity", low=2)
         scan: float = param(0.25, help="share of the budget spent labelling public images", low=0, high=1)
         points: int = param(16, help="points sampled on the sphere per step", low=1)
         radius: float = param(0.05, help="initial sphere radius (RMS per coefficient)", low=0, low_open=True)
         growth: float = param(1.3, help="radius growth when the whole sphere stays in the class", low=1)
         step: float = param(0.5, help="move as a fraction of the radius", low=0, low_open=True)
-        checkpoint_every: int = param(50, help="queries per identity between checkpoints", low=1)
 
     def run(
         self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from bench.attacks.base import Attack, AttackResult
+from bench.attacks.base import Attack, AttackResult, CheckpointParams
 from bench.attacks.basis import BasisParams, image_basis
 from bench.attacks.priors import total_variation
 from bench.oracle import Oracle, ThreatModel
@@ -34,14 +34,13 @@ class NES(Attack):
     needs_public_data = False  # only the 'pca' basis does; refused in ``run`` without it
 
     @dataclass(frozen=True)
-    class Params(BasisParams):
+    class Params(BasisParams, CheckpointParams):
         budget: int = param(2000, help="queries per target identity", low=2)
         samples: int = param(10, help="probes per identity per step (antithetic pairs)", low=2)
         sigma: float = param(0.5, help="probe standard deviation per coefficient", low=0, low_open=True)
         lr: float = param(0.2, help="Adam step size", low=0, low_open=True)
         tv: float = param(0.0, help="total-variation prior weight", low=0)
         l2: float = param(1.0, help="Gaussian prior weight on the basis coefficients (mean squared coefficient)", low=0)
-        checkpoint_every: int = param(50, help="queries per identity between checkpoints", low=1)
 
     def run(
         self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
