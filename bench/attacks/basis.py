@@ -63,10 +63,22 @@ def image_basis(attack: str, params: BasisParams, shape: tuple[int, ...], public
     return pca_basis(public, params.components)
 
 
+@dataclass(frozen=True)
+class PixelBasis(ImageBasis):
+    """The identity basis: decoding and encoding are shifts, so the attacks' inner loops pay no
+    D×D product for it (a quarter of mi-face's time on 32×32 faces)."""
+
+    def decode(self, z: Tensor) -> Tensor:
+        return (self.mean + z).view(*z.shape[:-1], *self.shape)
+
+    def encode(self, x: Tensor) -> Tensor:
+        return x.flatten(-len(self.shape)) - self.mean
+
+
 def pixel_basis(shape: tuple[int, ...]) -> ImageBasis:
     """Every pixel its own coefficient, around uniform gray."""
     d = int(torch.tensor(shape).prod())
-    return ImageBasis(torch.full((d,), 0.5), torch.eye(d), torch.eye(d), shape)
+    return PixelBasis(torch.full((d,), 0.5), torch.eye(d), torch.eye(d), shape)
 
 
 def lowres_basis(shape: tuple[int, ...], size: int) -> ImageBasis:
