@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -43,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cache", default=None, help="artifact cache (default <results>/.cache)")
     run.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
                      help="run only cells whose dataset/defense/attack/seed matches (repeatable)")
+    run.add_argument("--keep-stale", action="store_true",
+                     help="keep complete cells that another code version wrote (default: re-run them)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     run.set_defaults(func=_cmd_run)
     report = sub.add_parser("report", help="(re)build the report of a results folder: figures, defense table, HTML")
@@ -71,7 +74,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     executor = "dask" if args.scheduler else args.executor
     summary = run_grid(config, args.results, args.cache, args.workers, tuple(args.plugin), only,
-                       progress=not args.no_progress, executor=executor, scheduler=args.scheduler)
+                       progress=not args.no_progress, executor=executor, scheduler=args.scheduler,
+                       keep_stale=args.keep_stale)
     cells, metrics = load_tables(summary.results_dir)
     table = best_attacks(cells, metrics)
     if not table.empty:
@@ -126,18 +130,29 @@ def _cmd_list(args: argparse.Namespace) -> int:
         for attr in ("stage", "threat_model"):
             if hasattr(cls, attr):
                 extra.append(f"{attr}: {getattr(cls, attr).value}")
+        if getattr(cls, "least_access", None) is not None:
+            extra.append(f"also {cls.least_access.value}")
         if getattr(cls, "needs_public_data", False):
             extra.append("needs public data")
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        doc = first_sentence(cls.__doc__ or "")
         print(f"{name}  [{'; '.join(extra)}]" if extra else name)
         if doc:
             print(f"    {doc}")
+        if args.kind == "datasets":
+            print(f"    judge: {cls.judge_data}")
         if getattr(cls, "citation", ""):
             print(f"    cites: {cls.citation}")
         for p in describe(cls.Params):
             allowed = f"; {p['allowed']}" if p["allowed"] else ""
             print(f"    {p['name']}: {p['type']} = {p['default']!r}  ({p['help']}{allowed})")
     return EXIT_OK
+
+
+def first_sentence(doc: str) -> str:
+    """The docstring's first sentence, whole, on one line (a sentence may span several lines)."""
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    match = re.search(r"(?<!e\.g)(?<!i\.e)(?<!al)(?<!vs)\.(\s|$)", paragraph)
+    return paragraph[: match.start() + 1] if match else paragraph
 
 
 def _parse_only(items: list[str]) -> dict[str, str]:

@@ -20,9 +20,10 @@ from typing import Any
 
 import yaml
 
+from bench.data.base import EVALUATOR_PROTOCOLS
 from bench.errors import ConfigError
 from bench.models.training import LoopSpec, TrainSpec
-from bench.params import as_dict, parse_params
+from bench.params import as_dict, param, parse_params
 from bench.registry import ATTACKS, DATASETS, DEFENSES, Registry
 
 TOP_LEVEL_KEYS = ("name", "seeds", "datasets", "target", "evaluator", "defenses", "attacks")
@@ -30,7 +31,12 @@ TOP_LEVEL_KEYS = ("name", "seeds", "datasets", "target", "evaluator", "defenses"
 
 @dataclass(frozen=True)
 class EvaluatorSpec(LoopSpec):
-    """How the independent evaluator is trained (its architecture is fixed: unlike any target)."""
+    """How the independent evaluator is trained (its architecture is fixed: unlike any target),
+    and on what: images no target saw (``disjoint``) or the target's training images
+    (``private-train``, the GMI/KEDMI protocol); ``auto`` takes ``disjoint`` where the dataset
+    can spare the images."""
+
+    data: str = param("auto", help="the judge's training images", choices=("auto", *EVALUATOR_PROTOCOLS))
 
 
 @dataclass(frozen=True)
@@ -51,11 +57,13 @@ class PluginSpec:
     @property
     def label(self) -> str:
         """Readable and stable: the name plus every parameter that differs from its default."""
-        default = as_dict(self.cls.Params()) if _has_defaults(self.cls.Params) else {}
-        changed = {k: v for k, v in as_dict(self.params).items() if default.get(k, object()) != v}
+        default = _defaults(self.cls.Params)
+        hidden = getattr(self.cls, "unlabelled", ())
+        changed = {k: v for k, v in as_dict(self.params).items() if default.get(k, object()) != v and k not in hidden}
+        name = self.cls.display_name(self.params) if hasattr(self.cls, "display_name") else self.name
         if not changed:
-            return self.name
-        return f"{self.name}({','.join(f'{k}={_fmt(v)}' for k, v in changed.items())})"
+            return name
+        return f"{name}({','.join(f'{k}={_fmt(v)}' for k, v in changed.items())})"
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "params": as_dict(self.params)}
@@ -236,7 +244,9 @@ def parse_config(raw: Any, default_name: str = "grid") -> GridConfig:
             raise ConfigError(f"config: '{what}' lists {dupes[0]} twice")
     for spec in (*datasets, *attacks):
         spec.build().check()
+    evaluator = parse_params(EvaluatorSpec, raw.get("evaluator"), "evaluator")
     for ds in datasets:
+        ds.build().evaluator_protocol(evaluator.data)
         classes = ds.build().num_classes()
         for stack in stacks:
             for d in stack:
@@ -246,7 +256,7 @@ def parse_config(raw: Any, default_name: str = "grid") -> GridConfig:
         seeds=tuple(seeds),
         datasets=datasets,
         target=parse_params(TrainSpec, raw.get("target"), "target"),
-        evaluator=parse_params(EvaluatorSpec, raw.get("evaluator"), "evaluator"),
+        evaluator=evaluator,
         defenses=stacks,
         attacks=attacks,
         raw=raw,
@@ -290,11 +300,15 @@ def _as_list(raw: Mapping[str, Any], key: str, default: list[Any] | None = None)
     return value
 
 
-def _has_defaults(params_cls: type) -> bool:
-    return all(
-        f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING  # type: ignore[misc]
-        for f in dataclasses.fields(params_cls)
-    )
+def _defaults(params_cls: type) -> dict[str, Any]:
+    """The parameters that have defaults, with them (a required parameter is always 'changed')."""
+    out = {}
+    for f in dataclasses.fields(params_cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            out[f.name] = f.default_factory()  # type: ignore[misc]
+    return out
 
 
 def _fmt(value: Any) -> str:

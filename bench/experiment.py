@@ -33,10 +33,11 @@ from bench.metrics import reconstruction_rows, scalar_rows
 from bench.metrics.identification import top_k_hits
 from bench.models import EVALUATOR_MODEL, ArtifactCache, Classifier, Recipe, TrainedModel, accuracy, build, fit
 from bench.oracle import Oracle, ThreatModel
-from bench.provenance import code_version
+from bench.provenance import code_fingerprint, code_version
 from bench.registry import load_plugin_files
 from bench.report.gallery import reconstruction_grid
 from bench.results import ResultsDir, atomic_write_bytes, atomic_write_parquet
+from bench.seeds import generator, stream_seed
 
 EVALUATOR_SEED = 10_000  # one judge per dataset for the whole grid, never a target's seed
 
@@ -60,8 +61,11 @@ class JobContext:
         return out
 
     @property
-    def evaluator_acc(self) -> float:
-        return float(self.evaluator.info["evaluator_acc"])
+    def judge(self) -> dict[str, Any]:
+        """The evaluator's protocol and its accuracy on held-out private photos and on the class means."""
+        info = self.evaluator.info
+        return {"evaluator_data": info["evaluator_data"], "evaluator_acc": float(info["evaluator_acc"]),
+                "evaluator_mean_acc": float(info["evaluator_mean_acc"])}
 
 
 @dataclass
@@ -83,14 +87,14 @@ def parse_job(job_json: str, plugins: list[str] | tuple[str, ...] = ()) -> JobSp
 
 
 def load_data(job: JobSpec) -> DataSplits:
-    """The dataset's splits with the job's data-stage defenses applied to private training."""
+    """The dataset's splits with the job's data-stage defenses applied to the target's training copy."""
     cell = job.first
     splits = cell.dataset.build().load()
-    g = torch.Generator().manual_seed(cell.seed)
+    g = generator(cell.seed, "defense")
     for spec in cell.target_defenses:
         d = spec.build()
         if d.stage == Stage.DATA:
-            splits = splits.replace_private_train(d.transform_data(splits.private_train, g))
+            splits = splits.with_defended_train(d.transform_data(splits.target_train, g))
     return splits
 
 
@@ -105,32 +109,39 @@ def training_recipe(job: JobSpec) -> Recipe:
 def train_target(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> TrainedModel:
     cell = job.first
     recipe = training_recipe(job)
+    seed = stream_seed(cell.seed, "target")
 
     def train(model: Classifier) -> dict[str, Any]:
-        info = fit(model, splits.private_train, recipe, seed=cell.seed, desc=f"target {cell.target.model}")
+        info = fit(model, splits.target_train, recipe, seed=seed, desc=f"target {cell.target.model}")
         return {**info, "arch": cell.target.model, "recipe": dataclasses.asdict(recipe),
-                "train_acc": accuracy(model, splits.private_train), "test_acc": accuracy(model, splits.private_test)}
+                "train_acc": accuracy(model, splits.target_train), "test_acc": accuracy(model, splits.private_test)}
 
     key = {"kind": "target", **{k: v for k, v in cell.job_key().items() if k != "evaluator"}}
-    make = lambda: build(cell.target.model, splits.meta.shape, splits.meta.num_classes, cell.seed,  # noqa: E731
+    make = lambda: build(cell.target.model, splits.meta.shape, splits.meta.num_classes, seed,  # noqa: E731
                          dropout=recipe.dropout)
     return ArtifactCache(cache_dir).get_or_train(key, make, train)
 
 
 def train_evaluator(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> TrainedModel:
-    """The independent judge: another architecture and seed, trained on the evaluator split.
+    """The independent judge: another architecture and seed, trained on the original images its
+    protocol allows (never a data defense's copies), measured on held-out photos and class means.
 
     It does not depend on the cell's seed, so the same judge scores every seed of a dataset.
     """
     cell = job.first
     spec = cell.evaluator
+    protocol = cell.dataset.build().evaluator_protocol(spec.data)
     seed = EVALUATOR_SEED
 
     def train(model: Classifier) -> dict[str, Any]:
-        info = fit(model, splits.evaluator_train, Recipe.from_spec(spec), seed=seed, desc=f"evaluator {EVALUATOR_MODEL}")
-        return {**info, "arch": EVALUATOR_MODEL, "evaluator_acc": accuracy(model, splits.private_test)}
+        info = fit(model, splits.evaluator_train(protocol), Recipe.from_spec(spec), seed=seed,
+                   desc=f"evaluator {EVALUATOR_MODEL} ({protocol})")
+        return {**info, "arch": EVALUATOR_MODEL, "evaluator_data": protocol,
+                "evaluator_acc": accuracy(model, splits.private_test),
+                "evaluator_mean_acc": accuracy(model, splits.class_means())}
 
-    key = {"kind": "evaluator", "dataset": cell.dataset.to_json(), "evaluator": dataclasses.asdict(spec), "seed": seed}
+    key = {"kind": "evaluator", "dataset": cell.dataset.to_json(), "evaluator": {**dataclasses.asdict(spec),
+                                                                                "data": protocol}, "seed": seed}
     make = lambda: build(EVALUATOR_MODEL, splits.meta.shape, splits.meta.num_classes, seed)  # noqa: E731
     return ArtifactCache(cache_dir).get_or_train(key, make, train)
 
@@ -142,7 +153,7 @@ def prepare(job: JobSpec, cache_dir: str | Path) -> JobContext:
 
 def output_transforms(cell: CellSpec) -> list[Callable[[Tensor], Tensor]]:
     """The cell's inference-stage defenses as functions of the probability vectors, seeded."""
-    g = torch.Generator().manual_seed(cell.seed)
+    g = generator(cell.seed, "defense")
     return [partial(d.build().transform_outputs, generator=g) for d in cell.defenses if d.cls.stage == Stage.INFERENCE]
 
 
@@ -159,7 +170,7 @@ def build_oracle(ctx: JobContext, cell: CellSpec, attack: Attack) -> Oracle:
     """The oracle this cell's attacker gets: threat model, output defenses, endpoint guards, budget."""
     k = ctx.splits.meta.num_classes
     access = access_left(cell, attack)
-    g = torch.Generator().manual_seed(cell.seed)
+    g = generator(cell.seed, "guard")
     guards = [] if access == ThreatModel.WHITE_BOX else [
         d.build().guard(ctx.splits.private_train.x, ctx.splits.private_test.x, g)
         for d in cell.defenses if d.cls.stage == Stage.ACCESS]
@@ -196,9 +207,11 @@ def defense_notes(cell: CellSpec) -> dict[str, Any]:
             "note": note}
 
 
-def pending_cells(job: JobSpec, results_dir: str | Path) -> list[CellSpec]:
+def pending_cells(job: JobSpec, results_dir: str | Path, keep_stale: bool = False) -> list[CellSpec]:
+    """Cells not yet complete, or written by another code version (unless ``keep_stale``)."""
     results = ResultsDir(results_dir)
-    return [c for c in job.cells if not results.is_complete(c.cell_id)]
+    current = None if keep_stale else code_fingerprint()
+    return [c for c in job.cells if not results.is_complete(c.cell_id, current)]
 
 
 def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOutcome:
@@ -206,9 +219,12 @@ def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOu
     results = ResultsDir(results_dir)
     out = results.cell_dir(cell.cell_id)
     started = datetime.now(timezone.utc)
-    utility = {"evaluator_acc": ctx.evaluator_acc, **ctx.utility, "oracle_acc": oracle_accuracy(ctx, cell)}
+    judge = ctx.judge
+    utility = {"evaluator_acc": judge["evaluator_acc"], "evaluator_mean_acc": judge["evaluator_mean_acc"],
+               **ctx.utility, "oracle_acc": oracle_accuracy(ctx, cell)}
     record: dict[str, Any] = {
         **cell.labels(), **defense_notes(cell), "spec": cell.to_json(), "code_version": code_version(),
+        "code_fingerprint": code_fingerprint(), "evaluator_data": judge["evaluator_data"],
         "started": started.isoformat(), **utility,
     }
     labels = cell.labels()
@@ -216,7 +232,7 @@ def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOu
         attack = cell.attack.build()
         oracle = build_oracle(ctx, cell, attack)
         targets = torch.arange(ctx.splits.meta.num_classes)
-        result = attack.execute(oracle, targets, ctx.splits.public.x, seed=cell.seed)
+        result = attack.execute(oracle, targets, ctx.splits.public.x, seed=stream_seed(cell.seed, "attack"))
         guarded = {k: v for guard in oracle.guards for k, v in guard.report().items()}
         rows = reconstruction_rows(result.reconstructions, targets, ctx.splits, ctx.evaluator.model)
         rows += scalar_rows({"queries": result.queries, "attack_seconds": result.seconds, **utility, **guarded})
@@ -236,9 +252,9 @@ def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOu
     return CellOutcome(cell, record["status"], record)
 
 
-def run_job(job: JobSpec, results_dir: str | Path, cache_dir: str | Path) -> list[CellOutcome]:
+def run_job(job: JobSpec, results_dir: str | Path, cache_dir: str | Path, keep_stale: bool = False) -> list[CellOutcome]:
     """The whole job in this process (what the notebook does, without the notebook)."""
-    todo = pending_cells(job, results_dir)
+    todo = pending_cells(job, results_dir, keep_stale)
     if not todo:
         return []
     ctx = prepare(job, cache_dir)

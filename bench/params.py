@@ -58,9 +58,9 @@ def describe(cls: type) -> list[dict[str, Any]]:
 
 def parse_params(cls: type, raw: Mapping[str, Any] | None, owner: str) -> Any:
     """Build ``cls`` from ``raw``; ``owner`` (e.g. ``attack 'mi-face'``) prefixes every error."""
+    if raw is not None and not isinstance(raw, Mapping):
+        raise ConfigError(f"{owner}: parameters must be a mapping of names to values, got {raw!r}")
     raw = dict(raw or {})
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{owner}: parameters must be a mapping, got {raw!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in raw:
         if key not in fields:

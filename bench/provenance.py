@@ -1,7 +1,14 @@
-"""Which code and packages produced a result: recorded in every manifest and table."""
+"""Which code and packages produced a result: recorded in every manifest, record and table.
+
+``code_version`` is for people (``git describe``); ``code_fingerprint`` is for machines: a hash
+of the source files themselves, so two different uncommitted states never look alike. Cells
+and cached artifacts carry the fingerprint of the code that determines them, and resume
+re-runs what another code version wrote.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import platform
 import subprocess
@@ -10,23 +17,38 @@ from pathlib import Path
 
 PACKAGES = (
     "sieve-bench", "torch", "numpy", "scikit-learn", "scikit-image", "pandas", "pyarrow",
-    "papermill", "ipykernel", "seaborn", "matplotlib", "tqdm", "pyyaml", "pillow",
+    "papermill", "ipykernel", "seaborn", "matplotlib", "tqdm", "pyyaml", "pillow", "opacus",
 )
+PACKAGE_ROOT = Path(__file__).resolve().parent
+# The code that determines a trained target or evaluator: its cache key carries their fingerprint.
+ARTIFACT_SOURCES = ("models", "defenses", "data", "seeds.py")
 
 
 @lru_cache(maxsize=1)
 def code_version() -> str:
     """``git describe`` of the source tree (``-dirty`` when changed), else the package version."""
-    root = Path(__file__).resolve().parent.parent
     try:
         out = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--tags"], cwd=root, capture_output=True, text=True, timeout=10
+            ["git", "describe", "--always", "--dirty", "--tags"], cwd=PACKAGE_ROOT.parent, capture_output=True,
+            text=True, timeout=10,
         )
         if out.returncode == 0 and out.stdout.strip():
             return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         pass
     return "sieve-bench " + importlib.metadata.version("sieve-bench")
+
+
+@lru_cache(maxsize=None)
+def code_fingerprint(*parts: str) -> str:
+    """Hash of the package's Python sources and notebooks (or only of ``parts``, paths under ``bench/``)."""
+    roots = [PACKAGE_ROOT / p for p in parts] if parts else [PACKAGE_ROOT]
+    files = sorted(f for root in roots for f in ([root] if root.is_file() else root.rglob("*"))
+                   if f.suffix in (".py", ".ipynb", ".yaml") and "__pycache__" not in f.parts)
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(str(f.relative_to(PACKAGE_ROOT)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 @lru_cache(maxsize=1)

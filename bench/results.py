@@ -2,7 +2,8 @@
 
 Every file is written to a temporary name in its folder and renamed, so a grid killed at
 any moment leaves either the old file or the new one, never half of one. A cell is complete
-when its ``record.json`` (written last) says ``done`` or ``refused``.
+when its ``record.json`` (written last) says ``done`` or ``refused`` — and, unless stale cells
+are kept on purpose, when the code that wrote it has the current fingerprint.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +23,11 @@ COMPLETE = ("done", "refused")
 LABEL_COLUMNS = ["cell_id", "job_id", "dataset", "defense", "attack", "threat_model", "seed"]
 METRIC_COLUMNS = [*LABEL_COLUMNS, "target_class", "metric", "value", "error"]
 TRACE_COLUMNS = [*LABEL_COLUMNS, "queries", "acc@1"]
+
+
+def slug(label: str) -> str:
+    """A label made safe as one file-name component (no slashes, spaces or brackets)."""
+    return re.sub(r"[^A-Za-z0-9_.=,+-]+", "-", label).strip("-.") or "unnamed"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -83,9 +90,12 @@ class ResultsDir:
             return None
         return json.loads(path.read_text())
 
-    def is_complete(self, cell_id: str) -> bool:
+    def is_complete(self, cell_id: str, fingerprint: str | None = None) -> bool:
+        """Done or refused — by code with ``fingerprint``, when one is given."""
         record = self.read_record(cell_id)
-        return record is not None and record.get("status") in COMPLETE
+        if record is None or record.get("status") not in COMPLETE:
+            return False
+        return fingerprint is None or record.get("code_fingerprint") == fingerprint
 
     def write_record(self, cell_id: str, record: dict[str, Any]) -> None:
         atomic_write_json(self.cell_dir(cell_id) / "record.json", record)
@@ -120,8 +130,13 @@ class ResultsDir:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TRACE_COLUMNS)
 
     def write_tables(self, cell_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The grid's tables; the metrics gain each attack's ``lift`` over the no-inversion baseline."""
+        from bench.metrics.lift import lift_rows
+
         cells = self.cells_table(cell_ids)
         metrics = self.metrics_table(cell_ids)
+        if not cells.empty:
+            metrics = pd.concat([metrics, lift_rows(cells, metrics)], ignore_index=True)
         atomic_write_table(cells, self.tables / "cells")
         atomic_write_table(metrics, self.tables / "metrics")
         atomic_write_table(self.traces_table(cell_ids), self.tables / "traces")

@@ -8,9 +8,12 @@ cells, and aggregates the tidy tables and the manifest at the end.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
@@ -22,9 +25,9 @@ from tqdm import tqdm
 from bench.config import GridConfig, JobSpec
 from bench.errors import ConfigError
 from bench.executors import run_dask, run_local
-from bench.provenance import code_version, package_versions
+from bench.provenance import code_fingerprint, code_version, package_versions
 from bench.registry import load_plugin_files
-from bench.results import COMPLETE, ResultsDir, atomic_write_json
+from bench.results import ResultsDir, atomic_write_json
 
 KERNEL_NAME = "sieve"
 
@@ -63,7 +66,7 @@ def kernel_name() -> str:
 
 
 def execute_job(job_json: str, job_id: str, results_dir: str, cache_dir: str, plugins: list[str],
-                kernel: str) -> JobRun:
+                kernel: str, keep_stale: bool = False) -> JobRun:
     """Run one job's notebook with papermill in this process; the executed notebook is kept even on failure."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -78,11 +81,12 @@ def execute_job(job_json: str, job_id: str, results_dir: str, cache_dir: str, pl
     started = datetime.now(timezone.utc).isoformat()
     error = None
     try:
-        pm.execute_notebook(
-            str(notebook_path()), str(tmp), kernel_name=kernel, progress_bar=False, log_output=False,
-            parameters={"job_json": job_json, "results_dir": str(Path(results_dir).resolve()),
-                        "cache_dir": str(Path(cache_dir).resolve()), "plugins": plugins},
-        )
+        with _stderr_to(out.with_name("kernel.log")):  # the kernel's own log lines, not the user's terminal
+            pm.execute_notebook(
+                str(notebook_path()), str(tmp), kernel_name=kernel, progress_bar=False, log_output=False,
+                parameters={"job_json": job_json, "results_dir": str(Path(results_dir).resolve()),
+                            "cache_dir": str(Path(cache_dir).resolve()), "plugins": plugins, "keep_stale": keep_stale},
+            )
     except PapermillExecutionError as exc:
         error = f"{exc.ename}: {exc.evalue}"
     except Exception as exc:  # kernel died, notebook missing: the job fails, the grid goes on
@@ -91,8 +95,24 @@ def execute_job(job_json: str, job_id: str, results_dir: str, cache_dir: str, pl
         if tmp.exists():
             os.replace(tmp, out)
     if error is not None:
-        _record_unfinished_failed(JobSpec.from_json(json.loads(job_json)), results, error, out, started)
+        current = None if keep_stale else code_fingerprint()
+        _record_unfinished_failed(JobSpec.from_json(json.loads(job_json)), results, error, out, started, current)
     return JobRun(job_id, time.perf_counter() - start, error, str(out))
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Send this process's stderr — inherited by the kernel it starts — to ``path`` for a while."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def run_grid(
@@ -105,8 +125,10 @@ def run_grid(
     progress: bool = True,
     executor: str = "local",
     scheduler: str | None = None,
+    keep_stale: bool = False,
 ) -> RunSummary:
-    """Run every incomplete cell of ``config`` and write the grid's tables and manifest."""
+    """Run every incomplete cell of ``config`` — and every cell another code version wrote,
+    unless ``keep_stale`` — then write the grid's tables and manifest."""
     results = ResultsDir(Path(results_root) / config.name)
     cache = Path(cache_dir) if cache_dir is not None else Path(results_root) / ".cache"
     cells = [c for c in config.cells() if _matches(c.labels(), only or {})]
@@ -115,12 +137,15 @@ def run_grid(
     results.remove_stale_temporaries()
     cell_ids = [c.cell_id for c in cells]
     jobs = config.jobs(cells)
-    todo = [j for j in jobs if any(not results.is_complete(c.cell_id) for c in j.cells)]
+    current = None if keep_stale else code_fingerprint()
+    complete = lambda cid: results.is_complete(cid, current)  # noqa: E731
+    todo = [j for j in jobs if any(not complete(c.cell_id) for c in j.cells)]
     todo.sort(key=lambda j: -len(j.cells))  # longest jobs first: the last job to start ends the grid
     kernel = kernel_name()
     started = datetime.now(timezone.utc)
     manifest = {
-        "name": config.name, "config": config.raw, "code_version": code_version(), "packages": package_versions(),
+        "name": config.name, "config": config.raw, "code_version": code_version(),
+        "code_fingerprint": code_fingerprint(), "keep_stale": keep_stale, "packages": package_versions(),
         "started": started.isoformat(), "finished": None, "cells": len(cells), "jobs": len(jobs),
         "workers": workers, "executor": executor, "scheduler": scheduler, "kernel": kernel,
         "plugins": [str(Path(p).resolve()) for p in plugins],
@@ -128,25 +153,26 @@ def run_grid(
     atomic_write_json(results.root / "manifest.json", manifest)
     t0 = time.perf_counter()
     since = time.time()
-    initially_done = len(cells) - sum(1 for c in cells if not results.is_complete(c.cell_id))
+    initially_done = sum(1 for c in cells if complete(c.cell_id))
     bar = tqdm(total=len(cells), initial=initially_done, desc=f"{config.name} cells", unit="cell",
                disable=not progress, dynamic_ncols=True)
-    pending = [c.cell_id for j in todo for c in j.cells if not results.is_complete(c.cell_id)]
+    pending = [c.cell_id for j in todo for c in j.cells if not complete(c.cell_id)]
     tasks = [(j, (json.dumps(j.to_json()), j.job_id, str(results.root.resolve()), str(cache.resolve()),
-                  [str(Path(p).resolve()) for p in plugins], kernel)) for j in todo]
+                  [str(Path(p).resolve()) for p in plugins], kernel, keep_stale)) for j in todo]
     tick = lambda: _advance(bar, results, pending, since, initially_done)  # noqa: E731
     runs: list[JobRun] = []
     if tasks:  # always in workers, even one: the driver stays free to show per-cell progress
         outcomes = (run_dask(execute_job, tasks, workers, scheduler, tick) if executor == "dask"
                     else run_local(execute_job, tasks, workers, tick))
         for job, outcome in outcomes:
-            runs.append(_job_run(outcome, job, results, started.isoformat()))
+            runs.append(_job_run(outcome, job, results, started.isoformat(), current))
     _advance(bar, results, pending, since, initially_done)
     bar.close()
     cells_df, _ = results.write_tables(cell_ids)
     statuses = cells_df["status"].value_counts().to_dict() if not cells_df.empty else {}
     failed = cells_df[cells_df["status"] == "failed"][["cell_id", "dataset", "defense", "attack", "seed", "error"]]
-    manifest.update(finished=datetime.now(timezone.utc).isoformat(), statuses=statuses,
+    versions = sorted(cells_df["code_version"].dropna().unique()) if "code_version" in cells_df else []
+    manifest.update(finished=datetime.now(timezone.utc).isoformat(), statuses=statuses, code_versions=versions,
                     wall_seconds=time.perf_counter() - t0,
                     job_runs=[vars(r) for r in runs])
     atomic_write_json(results.root / "manifest.json", manifest)
@@ -154,13 +180,14 @@ def run_grid(
                       failed.to_dict("records") if not cells_df.empty else [])
 
 
-def _job_run(outcome: JobRun | BaseException, job: JobSpec, results: ResultsDir, started: str) -> JobRun:
+def _job_run(outcome: JobRun | BaseException, job: JobSpec, results: ResultsDir, started: str,
+             current: str | None) -> JobRun:
     """The job's run, or — when its worker process itself died — a failed run for its cells."""
     if isinstance(outcome, JobRun):
         return outcome
     error = f"worker process failed: {type(outcome).__name__}: {outcome}"
     notebook = results.job_dir(job.job_id) / "experiment.ipynb"
-    _record_unfinished_failed(job, results, error, notebook, started)
+    _record_unfinished_failed(job, results, error, notebook, started, current)
     return JobRun(job.job_id, 0.0, error, str(notebook))
 
 
@@ -174,15 +201,18 @@ def _advance(bar: tqdm, results: ResultsDir, pending: list[str], since: float, i
     bar.update(initially_done + fresh - bar.n)
 
 
-def _record_unfinished_failed(job: JobSpec, results: ResultsDir, error: str, notebook: Path, started: str) -> None:
-    """A job that died (target could not be trained, kernel crashed) fails the cells it did not record."""
+def _record_unfinished_failed(job: JobSpec, results: ResultsDir, error: str, notebook: Path, started: str,
+                              current: str | None) -> None:
+    """A job that died (target could not be trained, kernel crashed) fails the cells it did not record
+    (complete cells of the code version ``current`` stand; ``None``: any complete cell stands)."""
     now = datetime.now(timezone.utc).isoformat()
     for cell in job.cells:
         record = results.read_record(cell.cell_id)
-        if record is not None and (record.get("status") in COMPLETE or record.get("finished", "") >= started):
+        if results.is_complete(cell.cell_id, current) or (record is not None and record.get("finished", "") >= started):
             continue
         results.write_record(cell.cell_id, {
-            **cell.labels(), "spec": cell.to_json(), "code_version": code_version(), "status": "failed",
+            **cell.labels(), "spec": cell.to_json(), "code_version": code_version(),
+            "code_fingerprint": code_fingerprint(), "status": "failed",
             "error": f"job failed before this cell finished: {error}", "notebook": str(notebook),
             "started": now, "finished": now, "seconds": 0.0,
         })

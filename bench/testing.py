@@ -62,7 +62,7 @@ def check_attack(name: str, params: dict[str, Any] | None = None, seed: int = 0)
         runs.append(result)
     assert torch.equal(runs[0].reconstructions, runs[1].reconstructions), f"{name}: not deterministic for a seed"
     attack = spec.build()
-    weaker = _LOWER.get(attack.threat_model)
+    weaker = _LOWER.get(attack.weakest_access())
     if weaker is not None:
         oracle = _oracle(model, splits, weaker, attack.budget)
         try:

@@ -33,5 +33,5 @@ def tiny_target(digits: DataSplits) -> torch.nn.Module:
 @pytest.fixture(scope="session")
 def tiny_evaluator(digits: DataSplits) -> torch.nn.Module:
     net = build("resnet", digits.meta.shape, digits.meta.num_classes, seed=1)
-    fit(net, digits.evaluator_train, Recipe(epochs=6, lr=2e-3, batch_size=32), seed=1, desc="tiny evaluator")
+    fit(net, digits.evaluator_train("disjoint"), Recipe(epochs=6, lr=2e-3, batch_size=32), seed=1, desc="tiny evaluator")
     return net

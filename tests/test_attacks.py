@@ -13,6 +13,7 @@ TINY = {
     "nes": {"budget": 300, "samples": 10},
     "inversion-net": {"budget": 40, "epochs": 60},
     "label-only": {"budget": 300, "points": 8},
+    "public-lookalike": {"budget": 40},
 }
 
 STOPS_EARLY = {"label-only"}  # once every identity's sphere spans the whole search range
@@ -81,3 +82,21 @@ def test_attack_refused_when_oracle_cannot_serve_it(tiny_target):
 def test_reconstructions_are_judged_by_the_evaluator(tiny_target, tiny_evaluator, digits):
     r = make("mi-face").execute(oracle_for(make("mi-face"), tiny_target), torch.arange(10), None, seed=0)
     assert top_k_hits(tiny_evaluator, r.reconstructions, torch.arange(10), 1).mean() > 0.3
+
+
+def test_public_lookalike_returns_the_public_image_the_target_finds_most_like_each_identity(tiny_target, digits):
+    targets = torch.arange(10)
+    pool = digits.public.x[:200]
+    a = parse_entry({"public-lookalike": {"budget": 20}}, "attack", "t").build()
+    oracle = Oracle(tiny_target, ThreatModel.BLACK_BOX, 10, (1, 8, 8), budget=200)
+    r = a.execute(oracle, targets, pool, seed=0)
+    with torch.no_grad():
+        best = torch.softmax(tiny_target(pool), 1).argmax(0)  # per class, the top-scoring image
+    assert torch.equal(r.reconstructions, pool[best]) and r.queries == 200
+    labels = oracle_for(a, tiny_target, ThreatModel.LABEL_ONLY)  # also served under label-only
+    r = make("public-lookalike").execute(labels, targets, pool, seed=0)
+    with torch.no_grad():
+        predicted = tiny_target(r.reconstructions).argmax(1)
+    found = predicted == targets
+    assert found.float().mean() >= 0.9  # a public image labelled as the identity, for (nearly) every one
+    assert torch.allclose(r.reconstructions[~found], pool.mean(0).expand_as(r.reconstructions[~found]))

@@ -71,7 +71,10 @@ def test_white_box_inversion_in_the_pca_basis_starts_at_the_public_mean(tiny_tar
 
 @pytest.mark.parametrize("basis", ["lowres", "pixel"])
 def test_nes_runs_without_public_data_in_other_bases(tiny_target, basis):
-    nes = parse_entry({"nes": {"budget": 40, "basis": basis, "grid": 4}}, "attack", "test").build()
+    nes = parse_entry({"nes": {"budget": 40, "basis": basis, "grid": 4, "init": "noise"}}, "attack", "test").build()
     oracle = Oracle(tiny_target, ThreatModel.BLACK_BOX, 10, (1, 8, 8), budget=400)
     result = nes.execute(oracle, torch.arange(10), None, seed=0)
     assert result.queries == 400 and result.reconstructions.shape == (10, 1, 8, 8)
+    public_start = parse_entry({"nes": {"budget": 40, "basis": basis}}, "attack", "test").build()
+    with pytest.raises(AttackRefused, match="needs public data and the dataset has none; use init 'noise'"):
+        public_start.execute(Oracle(tiny_target, ThreatModel.BLACK_BOX, 10, (1, 8, 8)), torch.arange(10), None, seed=0)

@@ -11,12 +11,20 @@ from bench.params import parse_params
 
 
 def check_contract(s: DataSplits) -> None:
-    for split in (s.private_train, s.private_test, s.public, s.evaluator_train):
+    pool = [] if s.evaluator_pool is None else [s.evaluator_pool]
+    for split in (s.private_train, s.private_test, s.public, *pool):
         assert split.x.dtype == torch.float32 and split.y.dtype == torch.int64
         assert tuple(split.x.shape[1:]) == s.meta.shape
         assert split.x.min() >= 0 and split.x.max() <= 1
-    for split in (s.private_train, s.private_test, s.evaluator_train):
+    for split in (s.private_train, s.private_test, *pool):
         assert set(split.y.tolist()) == set(range(s.meta.num_classes))
+
+
+def check_judge_protocols(s: DataSplits) -> None:
+    """A disjoint judge sees no image of either private split; a private-train judge sees exactly the target's."""
+    disjoint = s.evaluator_train("disjoint")
+    assert no_shared_images(disjoint.x, s.private_train.x) and no_shared_images(disjoint.x, s.private_test.x)
+    assert s.evaluator_train("private-train") is s.private_train
 
 
 def no_shared_images(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -29,8 +37,61 @@ def test_digits(digits):
     assert digits.meta.shape == (1, 8, 8) and digits.meta.num_classes == 10
     idx = digits.meta.extra["source_indices"]
     assert not set(idx["private_train"]) & set(idx["public"])
-    sizes = [len(digits.private_train), len(digits.private_test), len(digits.public)]
-    assert sum(sizes) < 1797 and len(digits.evaluator_train) > len(digits.private_train)
+    sizes = [len(digits.private_train), len(digits.private_test), len(digits.public), len(digits.evaluator_pool)]
+    assert sum(sizes) == 1797
+
+
+def test_every_builtin_dataset_offers_a_disjoint_judge_where_it_can(digits, tmp_path):
+    from bench.data.digits import Digits
+
+    assert Digits().evaluator_protocol("auto") == "disjoint"
+    check_judge_protocols(digits)
+    faces = small_faces()
+    assert faces.evaluator_protocol("auto") == "disjoint"
+    check_judge_protocols(faces.load())
+    root = write_folder(tmp_path / "faces", per=8)
+    plain = folder(root)
+    assert plain.evaluator_protocol("auto") == "private-train"
+    with pytest.raises(ConfigError, match="spares no images for a disjoint evaluator"):
+        plain.evaluator_protocol("disjoint")
+    s = plain.load()
+    assert s.evaluator_pool is None and s.evaluator_train("private-train") is s.private_train
+    shared = folder(root, evaluator_share=0.25)
+    assert shared.evaluator_protocol("auto") == "disjoint"
+    s = shared.load()
+    check_contract(s)
+    check_judge_protocols(s)
+    assert len(s.evaluator_pool) == 2 * s.meta.num_classes
+
+
+def test_imagefolder_refuses_a_disjoint_judge_without_enough_images(tmp_path):
+    root = write_folder(tmp_path / "few", per=4)
+    with pytest.raises(DataError, match="identity 'id.' has 4 distinct images, too few"):
+        folder(root, evaluator_share=0.25).load()
+    with pytest.raises(ConfigError, match="test_fraction \\+ evaluator_share"):
+        folder(root, evaluator_share=0.8).check()
+
+
+def test_imagefolder_drops_byte_identical_copies_within_an_identity(tmp_path):
+    root = write_folder(tmp_path / "dupes", per=4)
+    (root / "id0" / "copy.png").write_bytes((root / "id0" / "1.png").read_bytes())
+    with pytest.warns(UserWarning, match=r"dropped 1 duplicate image\(s\) in 'id0': copy.png \(= 1.png\)"):
+        s = folder(root, private=["id0", "id1"]).load()
+    assert len(s.private_train) + len(s.private_test) == 8
+    every = torch.cat([s.private_train.x, s.private_test.x])
+    assert len({x.numpy().tobytes() for x in every}) == 8
+
+
+def test_imagefolder_has_a_short_label_safe_in_file_names(tmp_path):
+    from bench.config import parse_entry
+    from bench.results import slug
+
+    root = write_folder(tmp_path / "home" / "me" / "faces")
+    spec = parse_entry({"imagefolder": {"root": str(root), "size": 16, "private": ["id0", "id1"]}}, "dataset", "t")
+    assert spec.label == "faces(size=16)"
+    named = parse_entry({"imagefolder": {"root": str(root), "label": "staff"}}, "dataset", "t")
+    assert named.label == "staff"
+    assert slug("a/b (c)[d]") == "a-b-c-d" and "/" not in slug(str(root))
 
 
 def test_digits_is_deterministic(digits):
@@ -53,7 +114,7 @@ def test_synthfaces_contract_and_disjoint_identities():
     check_contract(s)
     assert s.meta.shape == (1, 16, 16) and len(s.private_train) == 20 and len(s.public) == 12
     assert no_shared_images(s.private_train.x, s.public.x)
-    assert no_shared_images(s.private_train.x, s.evaluator_train.x)  # fresh images for the evaluator
+    assert no_shared_images(s.private_train.x, s.evaluator_pool.x)  # fresh images for the evaluator
     assert s.meta.public_kind == "disjoint identities"
 
 

@@ -48,19 +48,24 @@ def smoke(tmp_path_factory):
 
 def test_smoke_grid_writes_the_design_layout(smoke):
     manifest = json.loads((smoke / "manifest.json").read_text())
-    assert manifest["statuses"] == {"done": 2} and manifest["packages"]["torch"].startswith("2.13.0")
-    assert manifest["code_version"] and manifest["finished"]
+    assert manifest["statuses"] == {"done": 3} and manifest["packages"]["torch"].startswith("2.13.0")
+    assert manifest["code_version"] and manifest["finished"] and manifest["code_versions"] == [manifest["code_version"]]
     cells = pd.read_parquet(smoke / "tables" / "cells.parquet")
     metrics = pd.read_parquet(smoke / "tables" / "metrics.parquet")
     assert pd.read_csv(smoke / "tables" / "metrics.csv").shape == metrics.shape
-    assert set(cells["attack"].str.split("(").str[0]) == {"mi-face", "hill-climb"}
+    assert set(cells["attack"].str.split("(").str[0]) == {"mi-face", "hill-climb", "public-lookalike"}
     assert (cells["status"] == "done").all() and cells["evaluator_acc"].gt(0.9).all()
+    assert (cells["evaluator_data"] == "disjoint").all() and cells["evaluator_mean_acc"].notna().all()
     for col in ("dataset", "defense", "attack", "threat_model", "seed", "target_class", "metric", "value"):
         assert col in metrics.columns
     alls = metrics[metrics.target_class == "all"].pivot_table(index="attack", columns="metric", values="value")
     assert alls["acc@1"].min() > 0.3  # well above chance (0.1) for both attacks
     assert alls.loc[alls.index.str.startswith("hill-climb"), "queries"].item() == 2000 * 10
-    assert len(metrics[(metrics.metric == "acc@1") & (metrics.target_class != "all")]) == 2 * 10
+    assert len(metrics[(metrics.metric == "acc@1") & (metrics.target_class != "all")]) == 3 * 10
+    baseline = alls.loc[alls.index.str.startswith("public-lookalike"), "acc@1"].item()
+    for attack in ("mi-face", "hill-climb"):
+        row = alls.loc[alls.index.str.startswith(attack)]
+        assert row["lift"].item() == pytest.approx(row["acc@1"].item() - baseline)
     jobs = list((smoke / "jobs").glob("*/experiment.ipynb"))
     assert len(jobs) == 1
     nb = json.loads(jobs[0].read_text())
@@ -91,6 +96,39 @@ def test_resume_reruns_only_the_deleted_cell(smoke, tmp_path):
     assert main(["run", "smoke", "--results", str(tmp_path), "--no-progress"]) == 0
     again = pd.read_parquet(grid / "tables" / "cells.parquet").set_index("cell_id")
     assert (again["started"] == after["started"]).all()
+
+
+def test_cells_another_code_version_wrote_are_rerun_unless_kept(smoke, tmp_path):
+    grid = tmp_path / "smoke"
+    shutil.copytree(smoke, grid)
+    shutil.copytree(smoke.parent / ".cache", tmp_path / ".cache")
+    before = pd.read_parquet(grid / "tables" / "cells.parquet").set_index("cell_id")
+    stale = before.index[0]
+    path = grid / "cells" / stale / "record.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "code_version": "v0-old", "code_fingerprint": "0ld"}))
+    assert main(["run", "smoke", "--results", str(tmp_path), "--no-progress", "--keep-stale"]) == 0
+    kept = pd.read_parquet(grid / "tables" / "cells.parquet").set_index("cell_id")
+    assert kept.loc[stale, "started"] == before.loc[stale, "started"]
+    manifest = json.loads((grid / "manifest.json").read_text())
+    assert "v0-old" in manifest["code_versions"] and len(manifest["code_versions"]) == 2
+    assert "written by 2 code versions" in (grid / "report.html").read_text()
+    assert main(["run", "smoke", "--results", str(tmp_path), "--no-progress"]) == 0  # default: re-run it
+    after = pd.read_parquet(grid / "tables" / "cells.parquet").set_index("cell_id")
+    assert after.loc[stale, "started"] != before.loc[stale, "started"]
+    assert after.loc[stale, "code_fingerprint"] == before.loc[stale, "code_fingerprint"]
+    others = [c for c in before.index if c != stale]
+    assert (after.loc[others, "started"] == before.loc[others, "started"]).all()
+    assert json.loads((grid / "manifest.json").read_text())["code_versions"] == [record["code_version"]]
+
+
+def test_artifact_cache_keys_carry_the_code_fingerprint(monkeypatch):
+    from bench.models import cache
+
+    key = {"kind": "target", "seed": 0}
+    before = cache.content_hash(key)
+    monkeypatch.setattr(cache, "code_fingerprint", lambda *parts: "changed-training-code")
+    assert cache.content_hash(key) != before
 
 
 def test_failing_plugin_cell_is_isolated(tmp_path, capsys):

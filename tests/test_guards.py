@@ -73,8 +73,21 @@ def test_blocked_attack_keeps_its_last_checkpoint(tiny_target, digits):
 
 
 def test_attack_blocked_at_its_first_query_keeps_nothing(tiny_target, digits):
-    attack = parse_entry({"hill-climb": {"budget": 500}}, "attack", "t").build()  # ten identical gray starts
+    attack = parse_entry({"hill-climb": {"budget": 500, "init": "gray"}}, "attack", "t").build()  # ten identical starts
     oracle = Oracle(tiny_target, ThreatModel.BLACK_BOX, 10, (1, 8, 8), budget=5000, guards=[monitor(digits, k=3)])
     result = attack.execute(oracle, torch.arange(10), None, seed=0)
     assert result.blocked and result.queries == 0
     assert torch.equal(result.reconstructions, torch.full((10, 1, 8, 8), 0.5))
+
+
+def test_attacks_start_from_distinct_images_which_the_monitor_lets_through(tiny_target, digits):
+    """The monitor's verdict must measure an attack's query stream, not a shared starting image."""
+    for name in ("hill-climb", "nes"):
+        attack = parse_entry({name: {"budget": 100}}, "attack", "t").build()
+        guard = monitor(digits, k=3)
+        oracle = Oracle(tiny_target, ThreatModel.BLACK_BOX, 10, (1, 8, 8), budget=1000, guards=[guard])
+        result = attack.execute(oracle, torch.arange(10), digits.public.x, seed=0)
+        starts = result.checkpoints[0].reconstructions
+        assert len({x.numpy().tobytes() for x in starts}) == 10, name  # one start per identity
+        if name == "hill-climb":  # its first batch is the ten starts themselves
+            assert guard.detected_at is None or guard.detected_at > 10

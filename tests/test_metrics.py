@@ -8,9 +8,9 @@ from torch import nn
 from bench.data.base import DatasetMeta, DataSplits, Split
 from bench.metrics import PER_CLASS_METRICS, reconstruction_rows
 from bench.metrics.identification import feature_knn, top_k_hits
-from bench.metrics.similarity import psnr, ssim
+from bench.metrics.similarity import PSNR_CAP, expected_best, psnr, ssim, ssims
 from bench.models.architectures import Classifier
-from bench.report.summary import mean_ci
+from bench.report.stats import mean_ci
 
 
 def flat_evaluator(weights: torch.Tensor) -> Classifier:
@@ -28,8 +28,8 @@ def tiny_splits() -> DataSplits:
     test = torch.stack([torch.full((1, 7, 7), v) for v in (0.15, 0.85)])
     train[1, 0, 3, 3] = 0.6  # some structure so SSIM is not degenerate
     y = torch.tensor([0, 0, 1, 1])
-    meta = DatasetMeta("tiny", 2, (1, 7, 7), ["a", "b"], "disjoint samples", "train")
-    return DataSplits(Split(train, y), Split(test, torch.tensor([0, 1])), Split(train, y), Split(train, y), meta)
+    meta = DatasetMeta("tiny", 2, (1, 7, 7), ["a", "b"], "disjoint samples")
+    return DataSplits(Split(train, y), Split(test, torch.tensor([0, 1])), Split(train, y), None, meta)
 
 
 def test_top_k_hits_hand_computed():
@@ -58,6 +58,8 @@ def test_ssim_and_psnr_hand_computed():
     assert ssim(img, 1 - img) < 0
     rgb = np.random.default_rng(1).random((3, 9, 9)).astype(np.float32)
     assert ssim(rgb, rgb) == pytest.approx(1.0)
+    assert psnr(img, img) == PSNR_CAP == 100.0  # an exact copy is capped, not infinite (and not dropped)
+    assert psnr(img, np.clip(img + 1e-9, 0, 1)) == PSNR_CAP
 
 
 def test_reconstruction_rows_margin_and_aggregate():
@@ -71,7 +73,9 @@ def test_reconstruction_rows_margin_and_aggregate():
     assert value[("0", "ssim")] == pytest.approx(1.0) and value[("1", "ssim")] == pytest.approx(1.0)
     assert value[("0", "knn_dist")] == pytest.approx(0.0, abs=1e-5)
     held_out = ssim(recon[0].numpy(), s.private_test.x[0].numpy())
-    assert value[("0", "ssim_margin")] == pytest.approx(1.0 - held_out)
+    other = ssim(recon[0].numpy(), s.private_train.x[0].numpy())
+    # one held-out image: the training side is the expected best of one training image, their mean
+    assert value[("0", "ssim_margin")] == pytest.approx((1.0 + other) / 2 - held_out)
     assert value[("0", "ssim_margin")] > 0  # a training image itself was recovered
     mean0 = s.private_train.of_class(0).mean(0).numpy()
     assert value[("0", "ssim_mean")] == pytest.approx(ssim(recon[0].numpy(), mean0))
@@ -91,57 +95,143 @@ def test_failing_metric_is_a_row_with_its_error():
     assert all(r["error"] is None for r in rows if r["metric"] == "ssim")
 
 
-def test_mean_ci():
+def test_expected_best_is_the_mean_over_all_subsets():
+    from itertools import combinations
+
+    values = np.array([0.3, 0.9, 0.1, 0.5, 0.7])
+    for n in (1, 2, 3, 5):
+        assert expected_best(values, n) == pytest.approx(np.mean([max(c) for c in combinations(values, n)]))
+    assert expected_best(values, 9) == pytest.approx(0.9)  # n capped at the set's size
+
+
+def test_ssim_margin_is_unbiased_on_images_the_target_never_saw():
+    from bench.data.synthfaces import SynthFaces
+    from bench.metrics import ssim_margin
+
+    s = SynthFaces(SynthFaces.Params(identities=20, evaluator_images=30)).load()
+    margins, biased = [], []
+    for k in range(20):
+        train, held_out = s.private_train.of_class(k), s.private_test.of_class(k)  # 30 and 10 images
+        for r in s.evaluator_pool.of_class(k).numpy():  # fresh images of the identity: never trained on
+            to_train, to_held_out = ssims(r, train), ssims(r, held_out)
+            margins.append(ssim_margin(to_train, to_held_out))
+            biased.append(to_train.max() - to_held_out.max())
+    assert len(margins) == 600
+    assert abs(np.mean(margins)) < 0.005
+    assert np.mean(biased) > 0.01  # what best-of-30 against best-of-10 reported
+    exact = s.private_train.of_class(0)[0].numpy()
+    assert ssim_margin(ssims(exact, s.private_train.of_class(0)), ssims(exact, s.private_test.of_class(0))) > 0.05
+
+
+def test_similarity_is_scored_against_the_original_images_under_a_data_defense():
+    from bench.config import parse_config
+    from bench.experiment import load_data
+
+    config = parse_config({"datasets": ["digits"], "defenses": [{"blur": {"sigma": 1}}], "attacks": ["hill-climb"]})
+    (job,) = config.jobs()
+    splits = load_data(job)
+    original = load_data(parse_config({"datasets": ["digits"], "attacks": ["hill-climb"]}).jobs()[0]).private_train
+    assert torch.equal(splits.private_train.x, original.x)  # what the attacker is after, untouched
+    assert not torch.equal(splits.target_train.x, original.x)  # what the target trained on: blurred
+    recon, targets = original.x[:1], original.y[:1]
+    rows = reconstruction_rows(recon, targets, splits, flat_evaluator(torch.randn(10, 64)))
+    value = {(r["target_class"], r["metric"]): r["value"] for r in rows}
+    assert value[("all", "ssim")] == pytest.approx(1.0)
+    assert value[("all", "psnr")] == PSNR_CAP
+    assert value[("all", "knn_dist")] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_mean_ci_over_three_seeds_hand_computed_and_na_below():
     import pandas as pd
 
     mean, half = mean_ci(pd.Series([1.0, 2.0, 3.0]))
     assert mean == 2.0 and half == pytest.approx(4.302653 * 1.0 / math.sqrt(3), rel=1e-5)
-    assert math.isnan(mean_ci(pd.Series([5.0]))[1])
+    mean, half = mean_ci(pd.Series([0.5, 0.7]))
+    assert mean == pytest.approx(0.6) and math.isnan(half)  # two seeds: no interval, not ±1.27
 
 
-def test_summary_pools_seeds_and_target_classes():
+def metric_rows(dataset, defense, attack, seed, per_class=None, **alls):
+    base = {"dataset": dataset, "defense": defense, "attack": attack, "seed": seed, "cell_id": f"{defense}-{attack}-{seed}",
+            "error": None}
+    rows = [{**base, "target_class": str(k), "metric": "acc@1", "value": float(h)} for k, h in enumerate(per_class or [])]
+    return rows + [{**base, "target_class": "all", "metric": m, "value": float(v)} for m, v in alls.items()]
+
+
+def test_summary_intervals_are_over_per_seed_means():
     import pandas as pd
 
     from bench.report.summary import summary_table
 
-    rows = []
-    for seed, hits in ((0, [1, 1, 0, 1]), (1, [1, 0, 1, 1])):
-        base = {"dataset": "d", "defense": "none", "attack": "a", "seed": seed}
-        rows += [{**base, "target_class": str(k), "metric": "acc@1", "value": float(h)} for k, h in enumerate(hits)]
-        rows.append({**base, "target_class": "all", "metric": "acc@1", "value": sum(hits) / 4})
-        rows.append({**base, "target_class": "all", "metric": "queries", "value": 100.0 + seed})
-    table = summary_table(pd.DataFrame(rows))
-    mean, half = mean_ci(pd.Series([1, 1, 0, 1, 1, 0, 1, 1], dtype=float))  # 8 pooled values, not 2
+    rows, cells = [], []
+    for seed, hits in ((0, [1, 1, 0, 1]), (1, [1, 0, 0, 0]), (2, [1, 1, 1, 1])):
+        rows += metric_rows("d", "none", "a", seed, hits, **{"acc@1": sum(hits) / 4, "queries": 100 + seed})
+        rows += metric_rows("d", "label-only", "a", seed, oracle_acc=0.9)
+        cells += [{"dataset": "d", "defense": "none", "attack": "a", "seed": seed, "status": "done"},
+                  {"dataset": "d", "defense": "label-only", "attack": "a", "seed": seed, "status": "refused"}]
+    table = summary_table(pd.DataFrame(cells), pd.DataFrame(rows))
+    mean, half = mean_ci(pd.Series([0.75, 0.25, 1.0]))  # per-seed means, not 12 pooled identities
+    assert half == pytest.approx(4.302653 * pd.Series([0.75, 0.25, 1.0]).std() / math.sqrt(3))
     assert table.loc[("d", "none", "a"), "acc@1"] == f"{mean:.2f} ± {half:.2f}"
-    assert table.loc[("d", "none", "a"), "queries"].startswith("100 ± ")
+    assert table.loc[("d", "label-only", "a"), "acc@1"] == "refused"
+    two = summary_table(pd.DataFrame(cells), pd.DataFrame([r for r in rows if r["seed"] < 2]))
+    assert two.loc[("d", "none", "a"), "acc@1"] == "0.50 ± n/a"
 
 
-def test_defense_table_deltas_hand_computed():
+def test_lift_is_acc_over_the_baseline_on_the_same_target_and_outputs():
+    import pandas as pd
+
+    from bench.metrics.lift import lift_rows
+
+    cells, rows = [], []
+    for defense, defended, acc in (("none", False, {"mi-face": 0.9, "nes": 0.7, "public-lookalike": 0.3}),
+                                   ("round", True, {"mi-face": 0.9, "nes": 0.4, "public-lookalike": 0.2})):
+        for attack, value in acc.items():
+            threat = "white-box" if attack == "mi-face" else "black-box"
+            cells.append({"cell_id": f"{defense}-{attack}-0", "job_id": "j", "dataset": "d", "defense": defense,
+                          "attack": attack, "threat_model": threat, "seed": 0, "status": "done",
+                          "outputs_defended": defended and threat != "white-box"})
+            rows += [{**r, "job_id": "j", "threat_model": threat} for r in metric_rows("d", defense, attack, 0,
+                                                                                        **{"acc@1": value})]
+    lift = lift_rows(pd.DataFrame(cells), pd.DataFrame(rows)).set_index("cell_id")["value"]
+    assert lift.to_dict() == pytest.approx({"none-mi-face-0": 0.6, "none-nes-0": 0.4,
+                                            "round-nes-0": 0.2,  # against the baseline under rounding too
+                                            "round-mi-face-0": 0.6})  # white-box: against undefended outputs
+    assert "none-public-lookalike-0" not in lift
+
+
+def test_defense_table_costs_what_an_honest_user_sees_per_attack_and_worst_case():
     import pandas as pd
 
     from bench.report.defense_table import defense_table
 
     cells, metrics = [], []
-    # test_acc: none 0.9 / 0.8 by seed, round keeps it, dp-sgd costs 0.2 / 0.1
-    for defense, stage, accs in (("none", "none", (0.9, 0.8)), ("round", "inference", (0.9, 0.8)),
-                                 ("dp-sgd", "training", (0.7, 0.7))):
-        for seed, test_acc in enumerate(accs):
+    # oracle_acc: none 0.9/0.8/0.85 by seed; round costs 0.1 through its outputs; dp-sgd 0.2
+    for defense, stage, cost in (("none", "none", 0.0), ("round", "inference", 0.1), ("dp-sgd", "training", 0.2)):
+        for seed, acc in enumerate((0.9, 0.8, 0.85)):
             for attack, threat, acc1, queries in (("mi-face", "white-box", 1.0, 500),
                                                   ("nes", "black-box", {"none": 0.8, "round": 0.4, "dp-sgd": 0.6}[defense],
-                                                   1000 if defense != "round" else 900)):
+                                                   1000 if defense != "round" else 900),
+                                                  ("hill-climb", "black-box", {"none": 0.5, "round": 0.6,
+                                                                               "dp-sgd": 0.1}[defense], 1000)):
                 cells.append({"dataset": "d", "defense": defense, "attack": attack, "seed": seed,
-                              "status": "done", "defense_stages": stage, "test_acc": test_acc})
+                              "status": "done", "defense_stages": stage, "oracle_acc": acc - cost,
+                              "test_acc": acc - (cost if stage == "training" else 0)})
                 base = {"dataset": "d", "defense": defense, "attack": attack, "threat_model": threat, "seed": seed,
                         "target_class": "all"}
                 metrics += [{**base, "metric": "acc@1", "value": acc1 - 0.1 * seed * (defense == "dp-sgd")},
                             {**base, "metric": "queries", "value": float(queries)}]
-    table = defense_table(pd.DataFrame(cells), pd.DataFrame(metrics)).set_index(["defense", "metric"])
-    assert table.loc[("round", "Δtest_acc"), "mean"] == pytest.approx(0.0)
-    assert table.loc[("dp-sgd", "Δtest_acc"), "mean"] == pytest.approx(-0.15)  # (-0.2, -0.1)
-    half = 12.7062 * pd.Series([-0.2, -0.1]).std() / math.sqrt(2)
-    assert table.loc[("dp-sgd", "Δtest_acc"), "ci95"] == pytest.approx(half, rel=1e-4)
-    assert table.loc[("round", "Δacc@1 black-box"), "mean"] == pytest.approx(-0.4)
-    assert table.loc[("round", "Δqueries black-box"), "mean"] == pytest.approx(-100)
-    assert table.loc[("round", "Δacc@1 white-box"), "mean"] == pytest.approx(0.0)
-    assert table.loc[("dp-sgd", "Δacc@1 black-box"), "mean"] == pytest.approx(-0.25)  # (-0.2, -0.3)
-    assert table.loc[("dp-sgd", "Δtest_acc"), "stage"] == "training"
+    table = defense_table(pd.DataFrame(cells), pd.DataFrame(metrics)).set_index(["defense", "attack", "metric"])
+    user = "(honest user)"
+    assert table.loc[("round", user, "Δoracle_acc"), "mean"] == pytest.approx(-0.1)  # not +0.00
+    assert table.loc[("dp-sgd", user, "Δoracle_acc"), "mean"] == pytest.approx(-0.2)
+    assert table.loc[("round", "nes", "Δacc@1"), "mean"] == pytest.approx(-0.4)
+    assert table.loc[("round", "hill-climb", "Δacc@1"), "mean"] == pytest.approx(0.1)  # not averaged with nes
+    assert table.loc[("round", "nes", "Δqueries"), "mean"] == pytest.approx(-100)
+    assert table.loc[("round", "mi-face", "Δacc@1"), "mean"] == pytest.approx(0.0)
+    assert table.loc[("dp-sgd", "nes", "Δacc@1"), "mean"] == pytest.approx(-0.3)  # (-0.2, -0.3, -0.4)
+    diffs = pd.Series([-0.2, -0.3, -0.4])
+    assert table.loc[("dp-sgd", "nes", "Δacc@1"), "ci95"] == pytest.approx(4.302653 * diffs.std() / math.sqrt(3))
+    # worst black-box: max(nes, hill-climb) per seed: none 0.8; round 0.6; a defender plans for 0.6, not the mean
+    assert table.loc[("round", "worst black-box", "acc@1"), "mean"] == pytest.approx(0.6)
+    assert table.loc[("round", "worst black-box", "Δacc@1"), "mean"] == pytest.approx(-0.2)
+    assert table.loc[("dp-sgd", user, "Δoracle_acc"), "stage"] == "training"

@@ -93,6 +93,13 @@ def test_cli_config_errors_exit_2_and_write_nothing(tmp_path, capsys):
     assert "parameter 'budget': 0 is out of range" in capsys.readouterr().err
     assert main(["run", "no-such-config", "--results", str(results)]) == 2
     assert "shipped: blackbox, default, defenses, smoke" in capsys.readouterr().err
+    bad.write_text("name: bad\ndatasets: [digits]\ntarget: cnn\nattacks: [mi-face]\n")
+    assert main(["run", str(bad), "--results", str(results)]) == 2  # a scalar where a mapping belongs
+    assert "target: parameters must be a mapping of names to values, got 'cnn'" in capsys.readouterr().err
+    bad.write_text("name: bad\ndatasets: [digits]\nevaluator: {data: judge}\nattacks: [mi-face]\n")
+    assert main(["run", str(bad), "--results", str(results)]) == 2
+    assert "evaluator: parameter 'data': 'judge' is not allowed; allowed: auto, disjoint, private-train" in (
+        capsys.readouterr().err)
     assert not results.exists()
 
 
@@ -101,8 +108,14 @@ def test_cli_lists_plugins_and_configs(capsys):
     out = capsys.readouterr().out
     assert "mi-face  [threat_model: white-box]" in out and "hill-climb  [threat_model: black-box]" in out
     assert "budget: int = 20000" in out
+    assert "public-lookalike  [threat_model: black-box; also label-only; needs public data]" in out
+    # first sentences whole, even when they run over several docstring lines
+    assert "(the baseline of Fredrikson et al. 2015's black-box setting; later black-box attacks are measured " \
+           "against it)." in out
     assert main(["list", "datasets"]) == 0
-    assert {"digits", "synthfaces", "imagefolder"} <= set(capsys.readouterr().out.split())
+    out = capsys.readouterr().out
+    assert {"digits", "synthfaces", "imagefolder"} <= set(out.split())
+    assert "judge: private-train (default), or disjoint with evaluator_share > 0" in out
     assert main(["list", "defenses"]) == 0
     assert "none  [stage: inference]" in capsys.readouterr().out
     assert main(["list", "configs"]) == 0
@@ -112,7 +125,7 @@ def test_cli_lists_plugins_and_configs(capsys):
 def test_only_filter_that_matches_nothing_exits_2_and_writes_nothing(tmp_path, capsys):
     results = tmp_path / "results"
     assert main(["run", "smoke", "--only", "attack=nope", "--results", str(results)]) == 2
-    assert "matches none of the 2 cells" in capsys.readouterr().err
+    assert "matches none of the 3 cells" in capsys.readouterr().err
     assert main(["run", "smoke", "--only", "colour=red", "--results", str(results)]) == 2
     assert "KEY one of dataset, defense, attack, seed, threat_model" in capsys.readouterr().err
     assert not results.exists()

@@ -25,7 +25,7 @@ datasets: [digits]
 target: {model: mlp, epochs: 4}
 evaluator: {epochs: 3}
 defenses: [none, {round: {decimals: 1}}]
-attacks: [{mi-face: {steps: 40}}, {hill-climb: {budget: 200}}]
+attacks: [{mi-face: {steps: 40}}, {hill-climb: {budget: 200}}, public-lookalike]
 """)
     assert main(["run", str(config), "--results", str(root), "--no-progress"]) == 0
     return root / "tiny"
@@ -33,14 +33,15 @@ attacks: [{mi-face: {steps: 40}}, {hill-climb: {budget: 200}}]
 
 def test_report_has_figures_skips_and_the_defense_table(grid):
     html = (grid / "report.html").read_text()
-    for name in ("gallery-digits", "leak-heatmap", "query-efficiency", "privacy-utility"):
+    for name in ("gallery-digits", "leak-heatmap", "lift-heatmap", "query-efficiency", "privacy-utility"):
         assert (grid / "figures" / f"{name}.png").stat().st_size > 1000
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
     assert len(images) >= 4 and all(base64.b64decode(i)[:4] == b"\x89PNG" for i in images)
     assert "skipped: no DP-SGD target in the grid" in html  # absent data: one line, not an error
     assert "<script src=\"http" not in html  # self-contained: nothing fetched when opened
     table = (grid / "tables" / "defenses.csv").read_text()
-    assert "round(decimals=1)" in table and "Δacc@1 black-box" in table and "Δtest_acc" in table
+    assert "round(decimals=1)" in table and "worst black-box" in table and "Δoracle_acc" in table
+    assert "evaluator_mean_acc" in html and "± n/a" in html  # the judge, and no interval from 2 seeds
 
 
 def test_bench_report_rebuilds_and_refuses_a_folder_without_tables(grid, tmp_path, capsys):

@@ -57,6 +57,8 @@ class Attack:
 
     name: ClassVar[str]
     threat_model: ClassVar[ThreatModel]
+    # the weakest oracle the attack still runs against, in a variant of its own (None: ``threat_model``)
+    least_access: ClassVar[ThreatModel | None] = None
     needs_public_data: ClassVar[bool] = False
 
     @dataclass(frozen=True)
@@ -67,6 +69,10 @@ class Attack:
         self.params = params if params is not None else self.Params()
         self._checkpoints: list[Checkpoint] = []
         self._identities = 1
+
+    @classmethod
+    def weakest_access(cls) -> ThreatModel:
+        return cls.least_access or cls.threat_model
 
     @property
     def budget(self) -> int | None:
@@ -93,9 +99,9 @@ class Attack:
 
     def execute(self, oracle: Oracle, targets: Tensor, public: Tensor | None, seed: int) -> AttackResult:
         """Run against ``oracle`` for every identity in ``targets``; refuse a wrong oracle up front."""
-        if not oracle.threat_model.serves(self.threat_model):
+        if not oracle.threat_model.serves(self.weakest_access()):
             raise AttackRefused(
-                f"attack '{self.name}' needs a {self.threat_model.value} oracle; "
+                f"attack '{self.name}' needs a {self.weakest_access().value} oracle; "
                 f"this cell's defenses leave only {oracle.threat_model.value} access"
             )
         if self.needs_public_data and public is None:

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from bench.attacks.base import Attack, AttackResult, CheckpointParams
-from bench.attacks.priors import initial_images
+from bench.attacks.priors import INITS, initial_images
 from bench.oracle import Oracle, ThreatModel
 from bench.params import param
 from bench.registry import attack
@@ -20,8 +20,9 @@ class HillClimb(Attack):
     Fredrikson et al. 2015's black-box setting; later black-box attacks are measured
     against it).
 
-    Black-box: each round proposes ``population`` Gaussian perturbations of every identity's
-    current image, queries them in one batch, and keeps the best if its target confidence
+    Black-box: every identity starts from its own image (a random public image by default, as
+    a real attacker would start), then each round proposes ``population`` Gaussian
+    perturbations of every identity's current image, queries them in one batch, and keeps the best if its target confidence
     rose. Stops when the per-identity ``budget`` cannot pay for another round.
     Example: ``bench run smoke --only attack=hill-climb``.
     """
@@ -34,7 +35,8 @@ class HillClimb(Attack):
         budget: int = param(20000, help="queries per target identity", low=1)
         population: int = param(20, help="perturbations proposed per identity per round", low=1)
         sigma: float = param(0.1, help="standard deviation of a perturbation", low=0, low_open=True)
-        init: str = param("gray", help="starting image", choices=("gray", "zeros", "noise"))
+        init: str = param("public", help="starting images: a distinct public image or noise per identity, or one "
+                                           "shared gray or black image", choices=INITS)
 
     def run(
         self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
@@ -42,7 +44,7 @@ class HillClimb(Attack):
         p = self.params
         k = len(targets)
         rows = torch.arange(k)
-        x = initial_images(p.init, (k, *oracle.input_shape), rng)
+        x = initial_images(p.init, (k, *oracle.input_shape), rng, public)
         best = oracle.probabilities(x)[rows, targets]
         spent = 1
         self.checkpoint(oracle, x, confidence=float(best.mean()))

@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from bench.attacks.base import Attack, AttackResult, CheckpointParams
-from bench.attacks.basis import BasisParams, image_basis
-from bench.attacks.priors import total_variation
+from bench.attacks.basis import BasisParams, ImageBasis, image_basis
+from bench.attacks.priors import initial_images, total_variation
 from bench.oracle import Oracle, ThreatModel
 from bench.params import param
 from bench.registry import attack
@@ -24,7 +24,8 @@ class NES(Attack):
     antithetic Gaussian perturbations (z ± sigma·u), estimates the gradient of the target's
     log-confidence from the returned scores, adds the gradients of a total-variation prior on
     the image and a Gaussian prior on the coefficients (computed locally, no queries) and takes
-    an Adam step. The search runs in an image ``basis``: the principal components of the public
+    an Adam step. Each identity starts from its own point (a random public image by default).
+    The search runs in an image ``basis``: the principal components of the public
     data (default), a coarse upsampled grid, or raw pixels; fewer coefficients make every probe
     count for more. All identities are batched in one query batch per step.
     Example: ``bench run default --only attack=nes``.
@@ -41,6 +42,9 @@ class NES(Attack):
         lr: float = param(0.2, help="Adam step size", low=0, low_open=True)
         tv: float = param(0.0, help="total-variation prior weight", low=0)
         l2: float = param(1.0, help="Gaussian prior weight on the basis coefficients (mean squared coefficient)", low=0)
+        init: str = param("public", help="starting point per identity: a distinct random public image or a noise "
+                                         "image (projected onto the basis), or the basis' mean shared by all",
+                          choices=("public", "noise", "mean"))
 
     def run(
         self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
@@ -50,7 +54,7 @@ class NES(Attack):
         rows = torch.arange(k)
         half = max(1, p.samples // 2)
         basis = image_basis(self.name, p, oracle.input_shape, public)
-        z = torch.zeros((k, basis.dims), requires_grad=True)
+        z = self.start(basis, k, oracle.input_shape, public, rng).requires_grad_(True)
         optimizer = torch.optim.Adam([z], lr=p.lr)
         per_identity = budget if budget is not None else p.budget
         spent = 0
@@ -73,3 +77,10 @@ class NES(Attack):
             if self.checkpoint_due(oracle, p.checkpoint_every):
                 self.checkpoint(oracle, basis.decode(z), confidence=float(score.exp().mean()))
         return AttackResult(reconstructions=basis.decode(z).detach().clamp(0, 1))
+
+    def start(self, basis: ImageBasis, k: int, shape: tuple[int, ...], public: Tensor | None,
+              rng: torch.Generator) -> Tensor:
+        """Starting coefficients: distinct per identity unless ``init`` is ``mean``."""
+        if self.params.init == "mean":
+            return torch.zeros((k, basis.dims))
+        return basis.encode(initial_images(self.params.init, (k, *shape), rng, public)).detach().clone()

@@ -2,17 +2,28 @@
 
 Images are float32 in [0, 1], N×C×H×W; labels int64. Private identities are ``0..K-1``;
 public data holds other identities (or disjoint samples where a dataset has none to spare)
-and never a private image. The evaluator trains on ``evaluator_train``: more images of the
-private identities where the dataset can give them.
+and never a private image. ``evaluator_pool`` holds more images of the private identities
+that are in neither private split, where the dataset can spare them: the judge trained on
+them never saw a target's image (protocol ``disjoint``); the field's own protocol trains it on
+the private training images (``private-train``, as in GMI and KEDMI).
+
+``private_train`` stays the images as collected: they are what an attacker is after, so every
+similarity metric compares against them. Data-stage defenses only set ``defended_train``, the
+copy the target is trained on.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
+
+from bench.errors import ConfigError, DataError
+
+EVALUATOR_PROTOCOLS = ("disjoint", "private-train")
 
 
 @dataclass(frozen=True)
@@ -40,7 +51,6 @@ class DatasetMeta:
     shape: tuple[int, int, int]
     identity_names: list[str]
     public_kind: str  # "disjoint identities" or "disjoint samples"
-    evaluator_data: str  # where the evaluator's training images come from
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -49,18 +59,46 @@ class DataSplits:
     private_train: Split
     private_test: Split
     public: Split
-    evaluator_train: Split
+    evaluator_pool: Split | None
     meta: DatasetMeta
+    defended_train: Split | None = None
 
-    def replace_private_train(self, split: Split) -> DataSplits:
-        """Data-stage defenses change the private training set only."""
-        return DataSplits(split, self.private_test, self.public, self.evaluator_train, self.meta)
+    @property
+    def target_train(self) -> Split:
+        """What the target trains on: the private training set after the data-stage defenses."""
+        return self.private_train if self.defended_train is None else self.defended_train
+
+    def with_defended_train(self, split: Split) -> DataSplits:
+        """Data-stage defenses change the target's copy of the training set, never the originals."""
+        return dataclasses.replace(self, defended_train=split)
+
+    def evaluator_train(self, protocol: str) -> Split:
+        """The judge's training images under ``protocol`` (original images, never defended copies)."""
+        if protocol == "private-train":
+            return self.private_train
+        if protocol != "disjoint":
+            raise ValueError(f"unknown evaluator protocol '{protocol}'; allowed: {', '.join(EVALUATOR_PROTOCOLS)}")
+        if self.evaluator_pool is None:
+            raise DataError(f"dataset '{self.meta.name}' has no images to spare for a disjoint evaluator; "
+                            "use evaluator data 'private-train'")
+        return self.evaluator_pool
+
+    def class_means(self) -> Split:
+        """The mean private training image of every identity: a judge that cannot name these
+        will not name a good inversion either."""
+        k = self.meta.num_classes
+        x = torch.stack([self.private_train.of_class(c).mean(0) for c in range(k)])
+        return Split(x, torch.arange(k))
 
 
 class Dataset:
     """Base of all datasets: ``__init__`` stores params; ``load`` is deterministic for them."""
 
     name: ClassVar[str]
+    # where a judge's training images can come from, for `bench list datasets`
+    judge_data: ClassVar[str] = "private-train only (the dataset spares no images)"
+    # parameters left out of the dataset's label in tables and file names
+    unlabelled: ClassVar[tuple[str, ...]] = ()
 
     @dataclass(frozen=True)
     class Params:
@@ -68,6 +106,24 @@ class Dataset:
 
     def __init__(self, params: Any = None) -> None:
         self.params = params if params is not None else self.Params()
+
+    @classmethod
+    def display_name(cls, params: Any) -> str:
+        """The name a dataset goes by in tables (before its changed parameters)."""
+        return cls.name
+
+    def spares_evaluator_images(self) -> bool:
+        """Whether ``load`` fills ``evaluator_pool``, so a judge can be trained on images no target saw."""
+        return False
+
+    def evaluator_protocol(self, asked: str) -> str:
+        """The judge's protocol for this dataset: ``auto`` is ``disjoint`` where images can be spared."""
+        if asked == "auto":
+            return "disjoint" if self.spares_evaluator_images() else "private-train"
+        if asked == "disjoint" and not self.spares_evaluator_images():
+            raise ConfigError(f"dataset '{self.name}' spares no images for a disjoint evaluator "
+                              f"({self.judge_data}); use evaluator: {{data: private-train}}")
+        return asked
 
     def check(self) -> None:
         """Refuse parameter combinations a single range cannot express (raise ConfigError)."""

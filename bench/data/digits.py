@@ -21,15 +21,17 @@ class Digits(Dataset):
 
     There are no identities to spare, so public data are disjoint samples of the same
     classes. Per class: ``train`` private training, ``test`` held-out private, ``public``
-    attacker data; the rest are extra images for the evaluator (with the private training
-    images).
+    attacker data; the rest are the evaluator's pool, in neither private split.
     """
+
+    judge_data = "disjoint (default: the samples left over by the split) or private-train"
 
     @dataclass(frozen=True)
     class Params:
         train: float = param(0.4, help="share of each class in private training", low=0, high=1, low_open=True)
         test: float = param(0.15, help="share of each class held out as private test", low=0, high=1, low_open=True)
-        public: float = param(0.25, help="share of each class given to the attacker", low=0, high=1, low_open=True)
+        public: float = param(0.25, help="share of each class given to the attacker (the rest: the judge's pool)", low=0,
+                              high=1, low_open=True)
         seed: int = param(0, help="seed of the split", low=0)
 
     def check(self) -> None:
@@ -37,11 +39,14 @@ class Digits(Dataset):
         if p.train + p.test + p.public >= 1:
             raise ConfigError(
                 f"dataset 'digits': train + test + public = {p.train + p.test + p.public:g} must be below 1 "
-                "(the rest are the evaluator's extra images)"
+                "(the rest are the evaluator's pool)"
             )
 
     def num_classes(self) -> int:
         return 10
+
+    def spares_evaluator_images(self) -> bool:
+        return True
 
     def load(self) -> DataSplits:
         self.check()
@@ -50,8 +55,7 @@ class Digits(Dataset):
         bunch = load_digits()
         x = torch.from_numpy((bunch.images / 16.0).astype(np.float32))[:, None]
         y = torch.from_numpy(bunch.target.astype(np.int64))
-        train, test, public, extra = split_per_class(bunch.target, [p.train, p.test, p.public, rest], p.seed, "digits")
-        evaluator = np.sort(np.concatenate([train, extra]))
+        train, test, public, pool = split_per_class(bunch.target, [p.train, p.test, p.public, rest], p.seed, "digits")
 
         def take(idx: np.ndarray) -> Split:
             t = torch.from_numpy(idx)
@@ -63,7 +67,6 @@ class Digits(Dataset):
             shape=(1, 8, 8),
             identity_names=[str(d) for d in range(10)],
             public_kind="disjoint samples",
-            evaluator_data="private train + extra samples of the private classes",
             extra={"source_indices": {"private_train": train.tolist(), "public": public.tolist()}},
         )
-        return DataSplits(take(train), take(test), take(public), take(evaluator), meta)
+        return DataSplits(take(train), take(test), take(public), take(pool), meta)

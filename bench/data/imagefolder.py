@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,9 +25,14 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pgm", ".gif")
 class ImageFolder(Dataset):
     """Identities are sub-folders of ``root``; private identities are chosen by ``private``
     (a list of folder names) or else by ``private_fraction`` of the sorted names with a
-    seeded shuffle. The rest are the attacker's public identities. The evaluator trains on
-    the private training images (a folder holds no images to spare).
+    seeded shuffle. The rest are the attacker's public identities. A folder seldom has images
+    to spare, so the judge trains on the private training images unless ``evaluator_share``
+    sets aside a share of every private identity's images for it. Byte-identical copies of an
+    image within an identity are dropped (with a warning), so no copy lands on both sides of a split.
     """
+
+    judge_data = "private-train (default), or disjoint with evaluator_share > 0"
+    unlabelled = ("root", "label", "private")
 
     @dataclass(frozen=True)
     class Params:
@@ -34,12 +42,26 @@ class ImageFolder(Dataset):
         private: list[str] = param([], help="identity folders that are private (empty: use private_fraction)")
         private_fraction: float = param(0.5, help="share of identities that are private", low=0, high=1, low_open=True)
         test_fraction: float = param(0.25, help="share of each private identity's images held out", low=0, high=1, low_open=True)
+        evaluator_share: float = param(0.0, help="share of each private identity's images kept for a disjoint judge "
+                                       "(0: none, the judge trains on the private training images)", low=0, high=1)
         seed: int = param(0, help="seed of the identity and image splits", low=0)
+        label: str = param("", help="short name in tables and file names (default: the folder's name)")
+
+    @classmethod
+    def display_name(cls, params: Any) -> str:
+        return params.label or Path(params.root).expanduser().resolve().name
 
     def check(self) -> None:
-        root = Path(self.params.root).expanduser()
+        p = self.params
+        root = Path(p.root).expanduser()
         if not root.is_dir():
             raise ConfigError(f"dataset 'imagefolder': parameter 'root' is '{root}', which is not a folder")
+        if p.test_fraction + p.evaluator_share >= 1:
+            raise ConfigError(f"dataset 'imagefolder': test_fraction + evaluator_share = "
+                              f"{p.test_fraction + p.evaluator_share:g} must be below 1 (the rest trains the target)")
+
+    def spares_evaluator_images(self) -> bool:
+        return self.params.evaluator_share > 0
 
     def num_classes(self) -> int | None:
         return len(self.params.private) or None
@@ -72,7 +94,11 @@ class ImageFolder(Dataset):
                 "identities; at least 2 private and 1 public are needed"
             )
         px, py = self._read(root, private_names)
-        train, test = split_per_class(py, [1 - p.test_fraction, p.test_fraction], p.seed, f"imagefolder '{root}'")
+        fractions = [1 - p.test_fraction - p.evaluator_share, p.test_fraction]
+        if p.evaluator_share > 0:
+            self._check_spare(py, private_names)
+            fractions.append(p.evaluator_share)
+        parts = split_per_class(py, fractions, p.seed, f"imagefolder '{root}'")
         qx, qy = self._read(root, public_names)
         x, y = torch.from_numpy(px), torch.from_numpy(py)
         meta = DatasetMeta(
@@ -81,18 +107,29 @@ class ImageFolder(Dataset):
             shape=(p.channels, p.size, p.size),
             identity_names=private_names,
             public_kind="disjoint identities",
-            evaluator_data="private train (no images to spare)",
             extra={"root": str(root), "public_identities": public_names},
         )
-        train_split = Split(x[train], y[train])
-        return DataSplits(train_split, Split(x[test], y[test]), Split(torch.from_numpy(qx), torch.from_numpy(qy)),
-                          train_split, meta)
+        train, test, *pool = (Split(x[i], y[i]) for i in parts)
+        return DataSplits(train, test, Split(torch.from_numpy(qx), torch.from_numpy(qy)), pool[0] if pool else None, meta)
+
+    def _check_spare(self, labels: np.ndarray, names: list[str]) -> None:
+        """A disjoint judge needs at least two images per identity beside one to train and one to test on."""
+        p = self.params
+        for k, name in enumerate(names):
+            n = int((labels == k).sum())
+            spare = n - max(1, int(np.floor((1 - p.test_fraction - p.evaluator_share) * n))) - max(
+                1, int(np.floor(p.test_fraction * n)))
+            if spare < 2:
+                raise DataError(
+                    f"imagefolder: identity '{name}' has {n} distinct images, too few to set {spare} aside for a "
+                    f"disjoint evaluator (at least 2 needed beside training and test images); raise evaluator_share, "
+                    "add images, or use evaluator: {data: private-train}")
 
     def _read(self, root: Path, identities: list[str]) -> tuple[np.ndarray, np.ndarray]:
         images, labels = [], []
         mode = "L" if self.params.channels == 1 else "RGB"
         for label, name in enumerate(identities):
-            for path in _images_in(root / name):
+            for path in _distinct_images(root / name):
                 try:
                     with Image.open(path) as im:
                         im = im.convert(mode).resize((self.params.size,) * 2, Image.Resampling.BILINEAR)
@@ -106,3 +143,19 @@ class ImageFolder(Dataset):
 
 def _images_in(folder: Path) -> list[Path]:
     return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _distinct_images(folder: Path) -> list[Path]:
+    """The folder's images without byte-identical copies (the first by name is kept; a warning names the rest)."""
+    seen: dict[str, Path] = {}
+    dropped = []
+    for path in _images_in(folder):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest in seen:
+            dropped.append(f"{path.name} (= {seen[digest].name})")
+        else:
+            seen[digest] = path
+    if dropped:
+        warnings.warn(f"imagefolder: dropped {len(dropped)} duplicate image(s) in '{folder.name}': {', '.join(dropped)}",
+                      stacklevel=3)
+    return list(seen.values())

@@ -139,6 +139,8 @@ class SynthFaces(Dataset):
     training images (the "CEO in the training set" case).
     """
 
+    judge_data = "disjoint (default: fresh images of the private identities) or private-train"
+
     @dataclass(frozen=True)
     class Params:
         identities: int = param(20, help="private identities (classes)", low=2)
@@ -164,6 +166,9 @@ class SynthFaces(Dataset):
     def num_classes(self) -> int:
         return self.params.identities
 
+    def spares_evaluator_images(self) -> bool:
+        return True
+
     def load(self) -> DataSplits:
         self.check()
         p = self.params
@@ -179,14 +184,13 @@ class SynthFaces(Dataset):
             shape=(p.channels, p.size, p.size),
             identity_names=[f"person-{i:03d}" for i in range(p.identities)],
             public_kind="disjoint identities",
-            evaluator_data="fresh images of the private identities",
             extra={"overrepresented_identity": p.overrepresented_identity if p.overrepresent > 1 else None},
         )
         return DataSplits(
             private_train=self.draw(people, torch.repeat_interleave(private, counts), 1),
             private_test=self.draw(people, private.repeat_interleave(p.test_images), 2),
             public=self.draw(people, public.repeat_interleave(p.images_per_identity), 3, label_offset=p.identities),
-            evaluator_train=self.draw(people, private.repeat_interleave(p.evaluator_images), 4),
+            evaluator_pool=self.draw(people, private.repeat_interleave(p.evaluator_images), 4),
             meta=meta,
         )
 

@@ -1,7 +1,9 @@
 """Trained targets and evaluators, cached under a content hash of everything that determines them.
 
-Two processes asking for the same artifact at once are serialised by a file lock: one
-trains, the other waits and loads. Files are written to a temporary name and renamed, and
+The key carries the fingerprint of the code that determines an artifact (``bench/models``,
+``bench/defenses``, ``bench/data``, ``bench/seeds.py``), so a change to that code never loads
+weights the old code trained. Two processes asking for the same artifact at once are
+serialised by a file lock: one trains, the other waits and loads. Files are written to a temporary name and renamed, and
 loaded with ``weights_only=True``.
 """
 
@@ -20,9 +22,7 @@ import torch
 from filelock import FileLock
 
 from bench.models.architectures import Classifier
-
-# Bump when training code changes what a key produces, so stale artifacts are not reused.
-CACHE_VERSION = 1
+from bench.provenance import ARTIFACT_SOURCES, code_fingerprint
 
 
 @dataclass
@@ -38,7 +38,7 @@ def structure(model: torch.nn.Module) -> list[tuple[str, list[int]]]:
 
 
 def content_hash(key: dict[str, Any]) -> str:
-    blob = json.dumps({"cache_version": CACHE_VERSION, **key}, sort_keys=True, default=str)
+    blob = json.dumps({"code": code_fingerprint(*ARTIFACT_SOURCES), **key}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 

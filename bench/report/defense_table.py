@@ -1,61 +1,79 @@
 """The measured defense table: the playbook's "pros and cons", with numbers.
 
-For every defense (per dataset): its stage, and against ``none`` in the same seed the change
-in test accuracy, in white-box and black-box acc@1 (over the attacks of each threat model),
-and in queries spent — means with 95 % t-intervals over seeds (and attacks).
+Per dataset and defense, against ``none`` in the same seed: what it costs an honest user (the
+change in accuracy through the defended outputs, ``Δoracle_acc``), and per attack what it
+changes in acc@1 and queries — one row per attack, never averaged across attacks with
+different budgets — plus, per threat model, the worst case over the inversion attacks (each
+seed's best attack), which is what a defender must plan for. 95 % t-intervals over seeds.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from bench.report.summary import mean_ci
+from bench.metrics.lift import BASELINE_ATTACK
+from bench.report.stats import formatted as fmt
+from bench.report.stats import mean_ci
 
-DEFENSE_TABLE_COLUMNS = ["dataset", "defense", "stage", "metric", "mean", "ci95", "n"]
+DEFENSE_TABLE_COLUMNS = ["dataset", "defense", "stage", "attack", "metric", "mean", "ci95", "n"]
+TARGET_ROW = "(honest user)"
 
 
 def defense_table(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """Long table: one row per dataset × defense × change (``Δtest_acc``, ``Δacc@1 white-box``, ...)."""
-    done = cells[cells["status"] == "done"]
+    """Long table: one row per dataset × defense × attack (or worst case, or the honest user) × change."""
+    done = cells[cells["status"].isin(["done", "refused"])]
     if done.empty or "none" not in set(done["defense"]):
         return pd.DataFrame(columns=DEFENSE_TABLE_COLUMNS)
     acc = metrics[(metrics["target_class"] == "all") & metrics["metric"].isin(["acc@1", "queries"])]
     acc = acc.pivot_table(index=["dataset", "defense", "attack", "threat_model", "seed"], columns="metric",
                           values="value").reset_index()
-    per_target = done.drop_duplicates(["dataset", "defense", "seed"])[["dataset", "defense", "seed", "test_acc"]]
+    worst = _worst_cases(acc)
+    utility = done.drop_duplicates(["dataset", "defense", "seed"])[["dataset", "defense", "seed", "oracle_acc"]]
     stages = done.drop_duplicates(["dataset", "defense"]).set_index(["dataset", "defense"])["defense_stages"]
     rows = []
+
+    def add(dataset: str, defense: str, stage: str, attack: str, metric: str, values: pd.Series) -> None:
+        if len(values):
+            mean, half = mean_ci(values)
+            rows.append({"dataset": dataset, "defense": defense, "stage": stage, "attack": attack, "metric": metric,
+                         "mean": mean, "ci95": half, "n": len(values)})
+
     for (dataset, defense), stage in stages.items():
         if defense == "none":
             continue
-        changes = {"Δtest_acc": _paired(per_target, dataset, defense, ["seed"], "test_acc")}
-        for threat in ("white-box", "black-box", "label-only"):
-            sub = acc[acc["threat_model"] == threat]
-            changes[f"Δacc@1 {threat}"] = _paired(sub, dataset, defense, ["attack", "seed"], "acc@1")
-            if threat != "white-box":
-                changes[f"Δqueries {threat}"] = _paired(sub, dataset, defense, ["attack", "seed"], "queries")
-        for name, diffs in changes.items():
-            if len(diffs):
-                mean, half = mean_ci(diffs)
-                rows.append({"dataset": dataset, "defense": defense, "stage": stage, "metric": name,
-                             "mean": mean, "ci95": half, "n": len(diffs)})
+        add(dataset, defense, stage, TARGET_ROW, "Δoracle_acc", _paired(utility, dataset, defense, ["seed"], "oracle_acc"))
+        for frame in (acc, worst):
+            mine = frame[(frame["dataset"] == dataset) & (frame["defense"] == defense)]
+            for attack in sorted(mine["attack"].unique()):
+                sub = frame[frame["attack"] == attack]
+                add(dataset, defense, stage, attack, "acc@1", mine[mine["attack"] == attack]["acc@1"])
+                add(dataset, defense, stage, attack, "Δacc@1", _paired(sub, dataset, defense, ["seed"], "acc@1"))
+                if "queries" in sub and not attack.startswith("worst") and sub["threat_model"].iloc[0] != "white-box":
+                    add(dataset, defense, stage, attack, "Δqueries", _paired(sub, dataset, defense, ["seed"], "queries"))
     return pd.DataFrame(rows, columns=DEFENSE_TABLE_COLUMNS)
 
 
 def formatted(table: pd.DataFrame) -> pd.DataFrame:
-    """Wide, readable: one row per dataset × defense, 'mean ± ci' per change."""
+    """Wide, readable: one row per dataset × defense × attack, 'mean ± ci' per column."""
     if table.empty:
         return table
-    text = table.assign(text=[f"{m:+.2f}" if pd.isna(h) else f"{m:+.2f} ± {h:.2f}"
-                              for m, h in zip(table["mean"], table["ci95"])])
-    wide = text.pivot_table(index=["dataset", "stage", "defense"], columns="metric", values="text", aggfunc="first")
-    order = [c for c in ("Δtest_acc", "Δacc@1 white-box", "Δacc@1 black-box", "Δqueries black-box",
-                         "Δacc@1 label-only", "Δqueries label-only") if c in wide.columns]
-    return wide[order].fillna("—")
+    text = table.assign(text=[fmt(m, h, signed=metric.startswith("Δ"), digits=0 if metric == "Δqueries" else 2)
+                              for m, h, metric in zip(table["mean"], table["ci95"], table["metric"])])
+    wide = text.pivot_table(index=["dataset", "stage", "defense", "attack"], columns="metric", values="text",
+                            aggfunc="first")
+    order = [c for c in ("Δoracle_acc", "acc@1", "Δacc@1", "Δqueries") if c in wide.columns]
+    return wide[order].fillna("")
+
+
+def _worst_cases(acc: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset × defense × seed and threat model: the highest acc@1 over the inversion attacks."""
+    attacks = acc[acc["attack"].str.split("(").str[0] != BASELINE_ATTACK]
+    worst = attacks.groupby(["dataset", "defense", "threat_model", "seed"])["acc@1"].max().reset_index()
+    return worst.assign(attack="worst " + worst["threat_model"])
 
 
 def _paired(frame: pd.DataFrame, dataset: str, defense: str, keys: list[str], value: str) -> pd.Series:
-    """``value`` under ``defense`` minus under ``none``, matched on ``keys`` (same seed, same attack)."""
+    """``value`` under ``defense`` minus under ``none``, matched on ``keys`` (same seed)."""
     mine = frame[(frame["dataset"] == dataset) & (frame["defense"] == defense)]
     base = frame[(frame["dataset"] == dataset) & (frame["defense"] == "none")]
     joined = mine.merge(base, on=keys, suffixes=("", "_none"))

@@ -1,8 +1,9 @@
 """The report's figures, drawn from a grid's tidy tables with seaborn.
 
 Each function returns ``(figure, None)``, or ``(None, reason)`` when the grid's data does not
-allow the figure — the report prints the reason and goes on. Error bars are 95 % intervals
-over seeds (and target classes where a metric has per-identity rows).
+allow the figure — the report prints the reason and goes on. Every error bar is a 95 %
+Student-t interval over seeds of per-seed values (a cell's mean over identities), drawn only
+with at least three seeds (see :mod:`bench.report.stats`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from bench.config import parse_entry  # noqa: E402
+from bench.report.stats import t_interval  # noqa: E402
 
 Drawn = tuple[Figure | None, str | None]
-CI = ("ci", 95)
+CI = t_interval
 QUERY_BIN = 25  # queries per identity: the x resolution of the query-efficiency figure
 
 
@@ -63,18 +65,20 @@ def gallery(results_dir: str | Path, cells: pd.DataFrame, dataset: str, max_iden
     return fig, None
 
 
-def leak_heatmap(metrics: pd.DataFrame) -> Drawn:
-    """acc@1 by attack × defense, per dataset (mean over seeds and identities)."""
-    data = _per_class(metrics, "acc@1")
+def leak_heatmap(metrics: pd.DataFrame, cells: pd.DataFrame, metric: str = "acc@1") -> Drawn:
+    """acc@1 (or lift) by attack × defense, per dataset (mean over seeds), titled with the judge."""
+    data = _cell_level(metrics, metric)
     if data.empty:
-        return None, "no acc@1 rows"
+        return None, f"no {metric} rows" + (" (the grid has no public-lookalike baseline)" if metric == "lift" else "")
     datasets = sorted(data["dataset"].unique())
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 + 3 * len(datasets), 0.5 * data["defense"].nunique() + 2),
                              squeeze=False)
+    low, cmap = (-1, "vlag") if metric == "lift" else (0, "rocket_r")
     for ax, ds in zip(axes[0], datasets):
         table = data[data["dataset"] == ds].pivot_table(index="defense", columns="attack", values="value", aggfunc="mean")
-        sns.heatmap(table, ax=ax, vmin=0, vmax=1, annot=True, fmt=".2f", cmap="rocket_r", cbar_kws={"label": "acc@1"})
-        ax.set_title(f"{ds}: identities recovered (acc@1, evaluator)")
+        sns.heatmap(table, ax=ax, vmin=low, vmax=1, annot=True, fmt=".2f", cmap=cmap, cbar_kws={"label": metric})
+        what = "beyond the public-lookalike baseline" if metric == "lift" else "identities recovered"
+        ax.set_title(f"{ds}: {what} ({metric})\n{judge_caption(cells, ds)}", fontsize=9)
         ax.set_xlabel("attack")
         ax.set_ylabel("defense")
     fig.tight_layout()
@@ -83,19 +87,18 @@ def leak_heatmap(metrics: pd.DataFrame) -> Drawn:
 
 def privacy_utility(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
     """Target test accuracy against attack acc@1, one point per defense, per attack and dataset."""
-    acc = _cell_level(metrics, "acc@1").merge(cells[["cell_id", "test_acc"]], on="cell_id")
+    acc = _cell_level(metrics, "acc@1").merge(cells[["cell_id", "oracle_acc"]], on="cell_id")
     if acc["defense"].nunique() < 2:
         return None, "needs at least two defenses"
     acc = acc.assign(family=acc["defense"].str.split("(").str[0])
-    grid = sns.relplot(data=acc, x="test_acc", y="value", hue="family", style="attack", col="dataset",
+    summary = acc.groupby(["dataset", "attack", "defense", "family"]).agg(
+        x=("oracle_acc", "mean"), y=("value", "mean"), xerr=("oracle_acc", _half), yerr=("value", _half)).reset_index()
+    grid = sns.relplot(data=summary, x="x", y="y", hue="family", style="attack", col="dataset",
                        kind="scatter", s=70, facet_kws={"sharex": False})
-    summary = acc.groupby(["dataset", "attack", "defense"]).agg(x=("test_acc", "mean"), y=("value", "mean"),
-                                                                xerr=("test_acc", "sem"), yerr=("value", "sem"))
-    for (ds, _, _), row in summary.iterrows():
-        ax = grid.axes_dict[ds]
-        ax.errorbar(row["x"], row["y"], xerr=1.96 * np.nan_to_num(row["xerr"]), yerr=1.96 * np.nan_to_num(row["yerr"]),
-                    fmt="none", ecolor="gray", alpha=0.5)
-    grid.set_axis_labels("target test accuracy (utility)", "attack acc@1 (leak)")
+    for _, row in summary.iterrows():
+        grid.axes_dict[row["dataset"]].errorbar(row["x"], row["y"], xerr=np.nan_to_num(row["xerr"]),
+                                                yerr=np.nan_to_num(row["yerr"]), fmt="none", ecolor="gray", alpha=0.5)
+    grid.set_axis_labels("accuracy through the defended outputs (utility)", "attack acc@1 (leak)")
     grid.figure.suptitle("privacy–utility: every defense, every attack", y=1.02)
     return grid.figure, None
 
@@ -152,15 +155,17 @@ def memorization(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
 
 
 def overrepresented(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
-    """ssim and acc@1 of the over-represented identity against the others."""
+    """acc@1, knn_dist and the equal-n ``ssim_margin`` of the over-represented identity against the
+    others (a raw best SSIM would favour it for having more training images to be close to)."""
     special = _overrepresented_identity(cells)
     if not special:
         return None, "no dataset with an over-represented identity (synthfaces: overrepresent > 1)"
-    data = metrics[metrics["cell_id"].isin(special) & metrics["metric"].isin(["acc@1", "ssim"])
+    data = metrics[metrics["cell_id"].isin(special) & metrics["metric"].isin(["acc@1", "knn_dist", "ssim_margin"])
                    & (metrics["target_class"] != "all")]
     data = data.assign(identity=np.where(data["target_class"] == data["cell_id"].map(special).astype(str),
                                          "over-represented", "others"))
-    grid = sns.catplot(data=data, x="attack", y="value", hue="identity", col="metric", kind="bar", errorbar=CI,
+    per_seed = data.groupby(["attack", "metric", "identity", "seed"], as_index=False)["value"].mean()
+    grid = sns.catplot(data=per_seed, x="attack", y="value", hue="identity", col="metric", kind="bar", errorbar=CI,
                        sharey=False, height=3.5)
     grid.set_axis_labels("attack", "value")
     grid.figure.suptitle("the over-represented identity (the 'CEO in the training set')", y=1.02)
@@ -174,3 +179,18 @@ def _overrepresented_identity(cells: pd.DataFrame) -> dict[str, int]:
         if p["name"] == "synthfaces" and p["params"].get("overrepresent", 1) > 1:
             out[cid] = int(p["params"]["overrepresented_identity"])
     return out
+
+
+def judge_caption(cells: pd.DataFrame, dataset: str) -> str:
+    """The yardstick under every acc@1: the evaluator's protocol and accuracy on this dataset."""
+    rows = cells[(cells["dataset"] == dataset)].dropna(subset=["evaluator_acc"]) if "evaluator_acc" in cells else cells[:0]
+    if rows.empty:
+        return "judge: unknown"
+    r = rows.iloc[0]
+    return (f"judge: {r['evaluator_data']}, acc {r['evaluator_acc']:.2f} on held-out photos, "
+            f"{r['evaluator_mean_acc']:.2f} on class means")
+
+
+def _half(values: pd.Series) -> float:
+    low, high = t_interval(values.to_numpy())
+    return (high - low) / 2

@@ -1,61 +1,62 @@
-"""The compact terminal summary: means with 95 % t-intervals over seeds."""
+"""The compact summaries: means with 95 % t-intervals over seeds, and what the judge is."""
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pandas as pd
-from scipy import stats
 
-from bench.metrics import PER_CLASS_METRICS
+from bench.report.stats import formatted, mean_ci
 
-SUMMARY_METRICS = ("acc@1", "knn_acc@1", "ssim_mean", "queries", "test_acc")
-
-
-def mean_ci(values: pd.Series) -> tuple[float, float]:
-    """Mean and half-width of its 95 % Student-t interval (nan half-width for one value)."""
-    v = values.dropna().to_numpy(dtype=float)
-    if len(v) == 0:
-        return math.nan, math.nan
-    if len(v) == 1:
-        return float(v[0]), math.nan
-    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
-    return float(v.mean()), float(half)
+SUMMARY_METRICS = ("acc@1", "lift", "knn_acc@1", "ssim_margin", "queries", "oracle_acc")
+KEYS = ["dataset", "defense", "attack"]
 
 
-def summary_table(metrics: pd.DataFrame, metric_names: tuple[str, ...] = SUMMARY_METRICS) -> pd.DataFrame:
-    """One row per dataset × defense × attack: 'mean ± ci' over seeds and target classes
-    (per-identity rows where a metric has them, else the cell's 'all' row)."""
-    per_class = metrics["metric"].isin(PER_CLASS_METRICS)
-    pooled = (per_class & (metrics["target_class"] != "all")) | (~per_class & (metrics["target_class"] == "all"))
-    rows = metrics[pooled & metrics["metric"].isin(metric_names)]
-    if rows.empty:
-        return pd.DataFrame()
+def summary_table(cells: pd.DataFrame, metrics: pd.DataFrame,
+                  metric_names: tuple[str, ...] = SUMMARY_METRICS) -> pd.DataFrame:
+    """One row per dataset × defense × attack: 'mean ± ci' over seeds of each cell's value
+    (its mean over identities); 'refused' where every seed's cell was refused."""
+    rows = metrics[(metrics["target_class"] == "all") & metrics["metric"].isin(metric_names)]
     out = []
-    for (ds, defense, attack, metric), group in rows.groupby(["dataset", "defense", "attack", "metric"], sort=True):
-        mean, half = mean_ci(group["value"])
-        out.append({"dataset": ds, "defense": defense, "attack": attack, "metric": metric, "text": _fmt(mean, half, metric)})
-    table = pd.DataFrame(out).pivot(index=["dataset", "defense", "attack"], columns="metric", values="text")
-    return table[[m for m in metric_names if m in table.columns]]
+    for (ds, defense, attack, metric), group in rows.groupby([*KEYS, "metric"], sort=True):
+        mean, half = mean_ci(group.groupby("seed")["value"].mean())
+        out.append({"dataset": ds, "defense": defense, "attack": attack, "metric": metric,
+                    "text": formatted(mean, half, 0 if metric == "queries" else 2)})
+    table = pd.DataFrame(out, columns=[*KEYS, "metric", "text"])
+    table = table.pivot(index=KEYS, columns="metric", values="text") if out else pd.DataFrame()
+    refused = _all_refused(cells)
+    for key in refused:
+        for metric in metric_names:
+            if metric != "oracle_acc":
+                table.loc[key, metric] = "refused"
+    if table.empty:
+        return table
+    table = table.sort_index()
+    return table[[m for m in metric_names if m in table.columns]].fillna("—")
 
 
-def _fmt(mean: float, half: float, metric: str) -> str:
-    if np.isnan(mean):
-        return "—"
-    digits = 0 if metric == "queries" else 2
-    text = f"{mean:.{digits}f}"
-    return text if np.isnan(half) else f"{text} ± {half:.{digits}f}"
+def judge_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset: the evaluator's protocol and its accuracy on held-out photos and on class means —
+    the yardstick every acc@1 of that dataset is read through."""
+    columns = ["evaluator_data", "evaluator_acc", "evaluator_mean_acc"]
+    if cells.empty or not set(columns) <= set(cells.columns):
+        return pd.DataFrame(columns=columns)
+    return cells.dropna(subset=["evaluator_acc"]).groupby("dataset")[columns].first().round(3)
 
 
 def best_attacks(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """The compact terminal summary: per dataset and defense, the attack that recovered most
-    (mean acc@1 over seeds), with the target's test accuracy."""
-    acc = metrics[(metrics["metric"] == "acc@1") & (metrics["target_class"] == "all")]
+    """Per dataset and defense, the attack that recovered most (mean acc@1 over seeds), its lift
+    over the no-inversion baseline, and the test accuracy an honest user gets through the outputs."""
+    acc = metrics[(metrics["metric"].isin(["acc@1", "lift"])) & (metrics["target_class"] == "all")]
     if acc.empty:
         return pd.DataFrame()
-    mean = acc.groupby(["dataset", "defense", "attack"])["value"].mean().reset_index()
-    best = mean.loc[mean.groupby(["dataset", "defense"])["value"].idxmax()]
-    utility = cells.groupby(["dataset", "defense"])["test_acc"].mean()
-    best = best.assign(test_acc=[utility.get((d, f)) for d, f in zip(best["dataset"], best["defense"])])
-    return best.rename(columns={"attack": "best attack", "value": "acc@1"}).set_index(["dataset", "defense"]).round(2)
+    mean = acc.pivot_table(index=KEYS, columns="metric", values="value", aggfunc="mean").reset_index()
+    best = mean.loc[mean.groupby(["dataset", "defense"])["acc@1"].idxmax()]
+    utility = cells.groupby(["dataset", "defense"])["oracle_acc"].mean()
+    best = best.assign(oracle_acc=[utility.get((d, f)) for d, f in zip(best["dataset"], best["defense"])])
+    return best.rename(columns={"attack": "best attack"}).set_index(["dataset", "defense"]).round(2)
+
+
+def _all_refused(cells: pd.DataFrame) -> list[tuple[str, str, str]]:
+    if cells.empty or "status" not in cells:
+        return []
+    status = cells.groupby(KEYS)["status"].agg(lambda s: set(s) == {"refused"})
+    return [key for key, refused in status.items() if refused]

@@ -1,0 +1,65 @@
+"""The no-inversion baseline: what the attacker gets from its public data alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from bench.attacks.base import Attack, AttackResult
+from bench.oracle import Oracle, ThreatModel
+from bench.params import param
+from bench.registry import attack
+
+BASELINE_ATTACK = "public-lookalike"  # bench.metrics.lift names it too: attacks import nothing from metrics
+
+
+@attack(BASELINE_ATTACK)
+class PublicLookalike(Attack):
+    """The baseline every attack's lift is measured against: per identity, the public image the target finds most like it.
+
+    Black-box: query public images (in a seeded random order, up to the budget) and keep, per
+    identity, the one the target scores highest for it. Under a label-only oracle: the first
+    one labelled as it (an identity no public image is labelled as gets the public mean). No
+    inversion happens, so whatever this recovers the attacker had without inverting; an
+    attack's ``lift`` is its acc@1 minus this one's on the same target and defenses.
+    Example: ``bench run default --only attack=public-lookalike``.
+    """
+
+    threat_model = ThreatModel.BLACK_BOX
+    least_access = ThreatModel.LABEL_ONLY
+    needs_public_data = True
+
+    @dataclass(frozen=True)
+    class Params:
+        budget: int = param(100, help="queries per target identity, spent on distinct public images", low=1)
+
+    def run(
+        self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
+    ) -> AttackResult:
+        assert public is not None
+        n = min(len(public), (budget if budget is not None else self.params.budget) * len(targets))
+        pool = public[torch.randperm(len(public), generator=rng)[:n]]
+        scored = oracle.threat_model.serves(ThreatModel.BLACK_BOX)
+        best = torch.full((len(targets),), -1.0 if scored else 0.0)  # labels: only a hit counts
+        pick = torch.full((len(targets),), -1, dtype=torch.long)
+        for start in range(0, n, 256):
+            batch = pool[start : start + 256]
+            if scored:
+                scores = oracle.probabilities(batch)[:, targets]  # batch × identities
+            else:
+                scores = (oracle.labels(batch)[:, None] == targets[None, :]).float()
+            top, arg = scores.max(dim=0)
+            better = top > best  # strict: under labels, the first image labelled as the identity stays
+            best = torch.where(better, top, best)
+            pick = torch.where(better, arg + start, pick)
+            self.checkpoint(oracle, self._images(pool, pick), found=float((pick >= 0).float().mean()))
+        return AttackResult(reconstructions=self._images(pool, pick))
+
+    @staticmethod
+    def _images(pool: Tensor, pick: Tensor) -> Tensor:
+        """The picked public images; the public mean for identities with none yet."""
+        x = pool.mean(0, keepdim=True).expand(len(pick), *pool.shape[1:]).clone()
+        x[pick >= 0] = pool[pick[pick >= 0]]
+        return x

@@ -1,0 +1,33 @@
+"""Lift: what an attack recovers beyond what the attacker had without inverting.
+
+An attack's ``lift`` is its acc@1 minus the ``public-lookalike`` baseline's on the same target
+(same dataset, data and training defenses, seed). A black-box or label-only attack is matched
+with the baseline under the same output and access defenses; a white-box attacker holds the
+model, so its baseline is the one that saw undefended outputs.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+BASELINE_ATTACK = "public-lookalike"
+
+
+def lift_rows(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """One ``lift`` row (target_class ``all``) per completed non-baseline cell that has a baseline."""
+    acc = metrics[(metrics["metric"] == "acc@1") & (metrics["target_class"] == "all")]
+    if acc.empty or "attack" not in cells:
+        return metrics.iloc[0:0]
+    done = cells[cells["status"] == "done"].merge(acc[["cell_id", "value"]], on="cell_id")
+    is_baseline = done["attack"].str.split("(").str[0] == BASELINE_ATTACK
+    base, rest = done[is_baseline], done[~is_baseline]
+    if base.empty or rest.empty:
+        return metrics.iloc[0:0]
+    same_outputs = rest[rest["threat_model"] != "white-box"].merge(
+        base[["job_id", "defense", "value"]], on=["job_id", "defense"], suffixes=("", "_baseline"))
+    undefended = base[~base["outputs_defended"].astype(bool)][["job_id", "value"]].drop_duplicates("job_id")
+    white_box = rest[rest["threat_model"] == "white-box"].merge(undefended, on="job_id", suffixes=("", "_baseline"))
+    matched = pd.concat([same_outputs, white_box], ignore_index=True)
+    rows = acc[acc["cell_id"].isin(matched["cell_id"])].copy()
+    lift = matched.set_index("cell_id")["value"] - matched.set_index("cell_id")["value_baseline"]
+    return rows.assign(metric="lift", value=rows["cell_id"].map(lift).to_numpy(), error=None)
