@@ -30,9 +30,10 @@ browser:
 	  >/dev/null 2>&1; } || echo "chromium not installed: the browser test will be skipped"
 
 perf: setup
-	$(BIN)/python -m bench.perf
+	$(BIN)/python benchmarks/perf.py
 
 lab: setup
+	@[ -e notebooks/explore.ipynb ] || cp bench/notebooks/explore.ipynb notebooks/
 	$(BIN)/jupyter lab notebooks $(ALLOW_ROOT)
 
 clean:

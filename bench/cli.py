@@ -68,7 +68,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     load_plugin_files(args.plugin)
     config = load_config(args.config)
 
-    from bench.report.summary import best_attacks
+    from bench.report.summary import best_attacks, judge_table
     from bench.results import load_tables
     from bench.runner import run_grid
 
@@ -83,6 +83,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         with pd.option_context("display.width", 200, "display.max_rows", 200, "display.max_colwidth", 40):
             print(table.to_string())
+            print("\nthe judge of every acc@1 (its training data; accuracy on held-out photos and on class means):")
+            print(judge_table(cells).to_string())
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items()))
     print(f"\n{summary.total} cells ({counts}) in {summary.wall_seconds:.0f} s -> {summary.results_dir}")
     for f in summary.failed:

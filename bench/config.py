@@ -22,11 +22,27 @@ import yaml
 
 from bench.data.base import EVALUATOR_PROTOCOLS
 from bench.errors import ConfigError
-from bench.models.training import LoopSpec, TrainSpec
+from bench.models.architectures import TARGET_MODELS
 from bench.params import as_dict, param, parse_params
 from bench.registry import ATTACKS, DATASETS, DEFENSES, Registry
 
 TOP_LEVEL_KEYS = ("name", "seeds", "datasets", "target", "evaluator", "defenses", "attacks")
+
+
+@dataclass(frozen=True)
+class LoopSpec:
+    """The training loop's settings shared by targets and the evaluator."""
+
+    epochs: int = param(30, help="training epochs", low=1)
+    lr: float = param(1e-3, help="Adam learning rate", low=0, low_open=True)
+    batch_size: int = param(64, help="minibatch size", low=1)
+
+
+@dataclass(frozen=True)
+class TrainSpec(LoopSpec):
+    """How every target of a grid is trained (the config's ``target:`` mapping)."""
+
+    model: str = param("cnn", help="target architecture", choices=TARGET_MODELS)
 
 
 @dataclass(frozen=True)
@@ -288,8 +304,11 @@ def _parse_stack(entry: Any, where: str) -> tuple[PluginSpec, ...]:
         raise ConfigError(f"{where}: 'none' cannot be stacked with other defenses")
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: a defense appears twice in one stack: {names}")
-    if "dp-sgd" in names and "l1" in names:
-        raise ConfigError(f"{where}: 'dp-sgd' cannot be stacked with 'l1' (Opacus privatises per-sample gradients only)")
+    for i, a in enumerate(stack):
+        for b in stack[i + 1 :]:
+            if b.name in getattr(a.cls, "incompatible_with", ()) or a.name in getattr(b.cls, "incompatible_with", ()):
+                raise ConfigError(f"{where}: '{a.name}' cannot be stacked with '{b.name}' (one declares the other "
+                                  "incompatible_with it)")
     return stack
 
 

@@ -28,10 +28,11 @@ from torch import Tensor
 from bench.attacks.base import Attack, AttackRefused, AttackResult
 from bench.config import CellSpec, JobSpec
 from bench.data.base import DataSplits
-from bench.defenses.base import Stage
+from bench.defenses.base import Defense, Stage
 from bench.metrics import reconstruction_rows, scalar_rows
 from bench.metrics.identification import top_k_hits
-from bench.models import EVALUATOR_MODEL, ArtifactCache, Classifier, Recipe, TrainedModel, accuracy, build, fit
+from bench.models import EVALUATOR_MODEL, ArtifactCache, Classifier, TrainedModel, TrainingPlan, accuracy, build, fit
+from bench.models.training import plan_for
 from bench.oracle import Oracle, ThreatModel
 from bench.provenance import code_fingerprint, code_version
 from bench.registry import load_plugin_files
@@ -98,27 +99,25 @@ def load_data(job: JobSpec) -> DataSplits:
     return splits
 
 
-def training_recipe(job: JobSpec) -> Recipe:
-    """The grid's training spec with the job's training-stage defenses applied, in stack order."""
-    recipe = Recipe.from_spec(job.first.target)
-    for spec in job.first.target_defenses:
-        recipe = spec.build().adjust(recipe)
-    return recipe
+def training_hooks(job: JobSpec) -> list[Defense]:
+    """The job's training-stage defenses, in stack order: the hooks of its target's training loop."""
+    return [spec.build() for spec in job.first.target_defenses if spec.cls.stage == Stage.TRAINING]
 
 
 def train_target(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> TrainedModel:
     cell = job.first
-    recipe = training_recipe(job)
+    hooks = training_hooks(job)
+    plan = TrainingPlan.from_spec(cell.target)
     seed = stream_seed(cell.seed, "target")
 
     def train(model: Classifier) -> dict[str, Any]:
-        info = fit(model, splits.target_train, recipe, seed=seed, desc=f"target {cell.target.model}")
-        return {**info, "arch": cell.target.model, "recipe": dataclasses.asdict(recipe),
+        info = fit(model, splits.target_train, plan, seed=seed, desc=f"target {cell.target.model}", hooks=hooks,
+                   public=splits.public)
+        return {**info, "arch": cell.target.model, "plan": dataclasses.asdict(plan_for(plan, hooks)),
                 "train_acc": accuracy(model, splits.target_train), "test_acc": accuracy(model, splits.private_test)}
 
     key = {"kind": "target", **{k: v for k, v in cell.job_key().items() if k != "evaluator"}}
-    make = lambda: build(cell.target.model, splits.meta.shape, splits.meta.num_classes, seed,  # noqa: E731
-                         dropout=recipe.dropout)
+    make = lambda: build(cell.target.model, splits.meta.shape, splits.meta.num_classes, seed, hooks)  # noqa: E731
     return ArtifactCache(cache_dir).get_or_train(key, make, train)
 
 
@@ -134,7 +133,7 @@ def train_evaluator(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> 
     seed = EVALUATOR_SEED
 
     def train(model: Classifier) -> dict[str, Any]:
-        info = fit(model, splits.evaluator_train(protocol), Recipe.from_spec(spec), seed=seed,
+        info = fit(model, splits.evaluator_train(protocol), TrainingPlan.from_spec(spec), seed=seed,
                    desc=f"evaluator {EVALUATOR_MODEL} ({protocol})")
         return {**info, "arch": EVALUATOR_MODEL, "evaluator_data": protocol,
                 "evaluator_acc": accuracy(model, splits.private_test),
@@ -214,8 +213,21 @@ def pending_cells(job: JobSpec, results_dir: str | Path, keep_stale: bool = Fals
     return [c for c in job.cells if not results.is_complete(c.cell_id, current)]
 
 
+def write_references(ctx: JobContext, results_dir: str | Path) -> None:
+    """The gallery's top row — the first private training image (as collected) per identity —
+    written once per dataset, so the report reads only the grid's results."""
+    path = ResultsDir(results_dir).references(ctx.job.first.dataset.label)
+    if not path.exists():
+        train = ctx.splits.private_train
+        images = np.stack([train.of_class(k)[0].numpy() for k in range(ctx.splits.meta.num_classes)])
+        buf = io.BytesIO()
+        np.savez_compressed(buf, images=images, names=np.array(ctx.splits.meta.identity_names))
+        atomic_write_bytes(path, buf.getvalue())
+
+
 def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOutcome:
     """Run one attack cell and write its files (record.json last); never raises for the cell's own errors."""
+    write_references(ctx, results_dir)
     results = ResultsDir(results_dir)
     out = results.cell_dir(cell.cell_id)
     started = datetime.now(timezone.utc)
@@ -225,6 +237,8 @@ def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOu
     record: dict[str, Any] = {
         **cell.labels(), **defense_notes(cell), "spec": cell.to_json(), "code_version": code_version(),
         "code_fingerprint": code_fingerprint(), "evaluator_data": judge["evaluator_data"],
+        "baseline": cell.attack.cls.baseline,
+        "overrepresented_identity": ctx.splits.meta.extra.get("overrepresented_identity"),
         "started": started.isoformat(), **utility,
     }
     labels = cell.labels()

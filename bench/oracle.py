@@ -4,13 +4,15 @@ It decides what the attacker may see (threat model), applies the cell's inferenc
 defenses to what it returns, passes every batch past the cell's endpoint guards (rate
 limit, query monitor), and counts every image queried (one image = one query), refusing a
 batch that would exceed the budget. Query accounting lives here and nowhere else.
+Attacks never hold the Oracle itself: ``Attack.execute`` hands them an :class:`OracleView`.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -129,3 +131,80 @@ class Oracle:
         for guard in self.guards:
             guard.admit(x, self.queries)
         self.queries += n
+
+
+R = TypeVar("R")
+
+
+def _sealed(fn: Callable[..., R]) -> Callable[..., R]:
+    """``fn`` behind a C-level wrapper that holds it without exposing it as an attribute.
+
+    ``lru_cache(maxsize=0)`` caches nothing and only counts calls; with ``__wrapped__``
+    deleted, no ``__closure__``/``__self__``/``__wrapped__`` walk leads from it back to ``fn``.
+    """
+    wrapper = functools.lru_cache(maxsize=0)(fn)
+    del wrapper.__wrapped__  # type: ignore[attr-defined]
+    return wrapper
+
+
+class OracleView:
+    """What an attack holds: the questions its threat model allows, the counter, nothing else.
+
+    ``labels`` for everyone, ``probabilities`` from black-box up, differentiable ``logits``
+    for white-box only (the wrapped Oracle raises :class:`AccessDenied` otherwise). No model,
+    no output transforms, no guards, no budget setter: the Oracle is held only inside sealed
+    callables (see ``_sealed``), so attribute access, ``vars()``, ``__slots__`` and walks of
+    ``__self__``/``__closure__``/``__wrapped__`` find no Oracle or model, and setting any
+    attribute raises AttributeError. Probabilities and labels are computed under ``no_grad``.
+
+    What it does not stop: Python cannot seal an object from code in the same process.
+    ``gc.get_referents`` on a sealed callable, ``ctypes``, and frame inspection still reach
+    the Oracle: ``sys._getframe(1).f_locals`` inside ``run`` is ``Attack.execute``'s frame,
+    which holds it, as do an exception's ``__traceback__`` frames. The view closes the
+    obvious routes; ``bench.testing.check_attack``'s import check and review close the rest.
+    """
+
+    __slots__ = ("threat_model", "num_classes", "input_shape", "_labels", "_probabilities", "_logits", "_count",
+                 "_left")
+
+    threat_model: ThreatModel
+    num_classes: int
+    input_shape: tuple[int, ...]
+
+    def __init__(self, oracle: Oracle) -> None:
+        fields: dict[str, Any] = {
+            "threat_model": oracle.threat_model, "num_classes": oracle.num_classes,
+            "input_shape": oracle.input_shape, "_labels": _sealed(oracle.labels),
+            "_probabilities": _sealed(oracle.probabilities), "_logits": _sealed(oracle.logits),
+            "_count": _sealed(lambda: oracle.queries), "_left": _sealed(lambda: oracle.remaining),
+        }
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"the oracle view is read-only (cannot set '{name}')")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"the oracle view is read-only (cannot delete '{name}')")
+
+    @property
+    def queries(self) -> int:
+        """Images queried so far (one image = one query)."""
+        return self._count()
+
+    @property
+    def remaining(self) -> int | None:
+        """Queries left in the budget (``None``: unlimited)."""
+        return self._left()
+
+    def labels(self, x: Tensor) -> Tensor:
+        """The top-1 class after the inference-stage defenses."""
+        return self._labels(x)
+
+    def probabilities(self, x: Tensor) -> Tensor:
+        """Black-box and up: probability vectors after the inference-stage defenses (no autograd graph)."""
+        return self._probabilities(x)
+
+    def logits(self, x: Tensor) -> Tensor:
+        """White-box only: differentiable logits of the undefended model."""
+        return self._logits(x)

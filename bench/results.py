@@ -8,12 +8,14 @@ are kept on purpose, when the code that wrote it has the current fingerprint.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import re
+import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,23 @@ TRACE_COLUMNS = [*LABEL_COLUMNS, "queries", "acc@1"]
 def slug(label: str) -> str:
     """A label made safe as one file-name component (no slashes, spaces or brackets)."""
     return re.sub(r"[^A-Za-z0-9_.=,+-]+", "-", label).strip("-.") or "unnamed"
+
+
+@contextlib.contextmanager
+def stderr_to(path: Path) -> Iterator[None]:
+    """Append this process's stderr — inherited by any kernel it starts — to the log ``path`` for a
+    while: a kernel's own log lines belong beside its notebook, not in the user's terminal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -72,6 +91,11 @@ class ResultsDir:
 
     def job_dir(self, job_id: str) -> Path:
         return self.root / "jobs" / job_id
+
+    def references(self, dataset: str) -> Path:
+        """A private training image per identity of ``dataset`` (its label): the gallery's top row,
+        kept with the results so the report never needs the dataset itself."""
+        return self.root / "references" / f"{slug(dataset)}.npz"
 
     @property
     def tables(self) -> Path:
@@ -130,8 +154,10 @@ class ResultsDir:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TRACE_COLUMNS)
 
     def write_tables(self, cell_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The grid's tables; the metrics gain each attack's ``lift`` over the no-inversion baseline."""
+        """The grid's tables; the metrics gain each attack's ``lift`` over the no-inversion baseline,
+        and ``defenses`` is the measured defense table."""
         from bench.metrics.lift import lift_rows
+        from bench.report.defense_table import DEFENSE_TABLE_COLUMNS, defense_table
 
         cells = self.cells_table(cell_ids)
         metrics = self.metrics_table(cell_ids)
@@ -140,6 +166,8 @@ class ResultsDir:
         atomic_write_table(cells, self.tables / "cells")
         atomic_write_table(metrics, self.tables / "metrics")
         atomic_write_table(self.traces_table(cell_ids), self.tables / "traces")
+        defenses = defense_table(cells, metrics) if not cells.empty else pd.DataFrame(columns=DEFENSE_TABLE_COLUMNS)
+        atomic_write_table(defenses, self.tables / "defenses")
         return cells, metrics
 
 

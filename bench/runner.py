@@ -8,12 +8,9 @@ cells, and aggregates the tidy tables and the manifest at the end.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
@@ -27,7 +24,7 @@ from bench.errors import ConfigError
 from bench.executors import run_dask, run_local
 from bench.provenance import code_fingerprint, code_version, package_versions
 from bench.registry import load_plugin_files
-from bench.results import ResultsDir, atomic_write_json
+from bench.results import ResultsDir, atomic_write_json, stderr_to
 
 KERNEL_NAME = "sieve"
 
@@ -81,7 +78,7 @@ def execute_job(job_json: str, job_id: str, results_dir: str, cache_dir: str, pl
     started = datetime.now(timezone.utc).isoformat()
     error = None
     try:
-        with _stderr_to(out.with_name("kernel.log")):  # the kernel's own log lines, not the user's terminal
+        with stderr_to(out.with_name("kernel.log")):  # the kernel's own log lines, not the user's terminal
             pm.execute_notebook(
                 str(notebook_path()), str(tmp), kernel_name=kernel, progress_bar=False, log_output=False,
                 parameters={"job_json": job_json, "results_dir": str(Path(results_dir).resolve()),
@@ -98,21 +95,6 @@ def execute_job(job_json: str, job_id: str, results_dir: str, cache_dir: str, pl
         current = None if keep_stale else code_fingerprint()
         _record_unfinished_failed(JobSpec.from_json(json.loads(job_json)), results, error, out, started, current)
     return JobRun(job_id, time.perf_counter() - start, error, str(out))
-
-
-@contextlib.contextmanager
-def _stderr_to(path: Path) -> Iterator[None]:
-    """Send this process's stderr — inherited by the kernel it starts — to ``path`` for a while."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(path, "ab") as log:
-        os.dup2(log.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def run_grid(

@@ -6,11 +6,16 @@
 
 It trains a small target on scikit-learn's digits once per process (a few seconds) and
 checks what every Sieve cell relies on. Each check raises AssertionError naming the problem.
+``check_attack`` also holds ``--plugin`` files and entry-point packages to the import
+contract that pyproject.toml's import-linter run enforces on ``bench/attacks/``.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,10 +26,12 @@ from bench.data.base import DataSplits, Split
 from bench.data.digits import Digits
 from bench.defenses.base import Stage
 from bench.models.architectures import Classifier
-from bench.models.training import Recipe, build, fit
+from bench.models.training import TrainingPlan, build, fit
 from bench.oracle import Oracle, ThreatModel
 
 _LOWER = {ThreatModel.WHITE_BOX: ThreatModel.BLACK_BOX, ThreatModel.BLACK_BOX: ThreatModel.LABEL_ONLY}
+# what an attack may not import, directly or through other modules (pyproject.toml's import-linter contract)
+_OFF_LIMITS = ("bench.models", "bench.metrics", "bench.data", "bench.experiment", "bench.runner")
 
 
 @lru_cache(maxsize=1)
@@ -33,7 +40,7 @@ def fixture() -> tuple[DataSplits, Classifier]:
     torch.set_num_threads(1)
     splits = Digits().load()
     model = build("mlp", splits.meta.shape, splits.meta.num_classes, seed=0)
-    fit(model, splits.private_train, Recipe(epochs=5, lr=2e-3, batch_size=32), seed=0, desc="conformance target")
+    fit(model, splits.private_train, TrainingPlan(epochs=5, lr=2e-3, batch_size=32), seed=0, desc="conformance target")
     return splits, model
 
 
@@ -42,11 +49,62 @@ def _oracle(model: Classifier, splits: DataSplits, threat: ThreatModel, budget: 
     return Oracle(model, threat, k, splits.meta.shape, budget=None if budget is None else budget * k)
 
 
+def _source(module: str) -> tuple[str, str] | None:
+    """A module's Python source and the package its relative imports start from (None: no source)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):  # ``from pkg import name``: ``pkg.name`` is not a module
+        return None
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        return None
+    return Path(spec.origin).read_text(), spec.parent
+
+
+def _imported(tree: ast.AST, package: str) -> list[str]:
+    """Absolute names imported anywhere in ``tree``; ``from a import b`` gives ``a`` and ``a.b``."""
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1]) if node.level else ""
+            module = ".".join(p for p in (base, node.module or "") if p)
+            names += [module, *(f"{module}.{alias.name}" for alias in node.names)]
+    return names
+
+
+def _off_limits_import(module: str) -> str | None:
+    """The first import chain from ``module`` into the packages attacks may not use, or None.
+
+    Follows imports through ``bench`` and the plugin's own top-level package, as import-linter
+    follows indirect imports, except into this module (a plugin's tests define attacks beside
+    ``from bench.testing import check_attack``). Catches ``import``/``from ... import``
+    statements, not ``importlib``/``__import__`` calls on computed names."""
+    follow = {"bench", module.split(".")[0]}
+    seen, stack = {module, __name__}, [[module]]
+    while stack:
+        chain = stack.pop()
+        found = _source(chain[-1])
+        if found is None:
+            continue
+        for name in _imported(ast.parse(found[0]), found[1]):
+            if any(name == p or name.startswith(p + ".") for p in _OFF_LIMITS):
+                return " -> ".join([*chain, name])
+            if name.split(".")[0] in follow and name not in seen:
+                seen.add(name)
+                stack.append([*chain, name])
+    return None
+
+
 def check_attack(name: str, params: dict[str, Any] | None = None, seed: int = 0) -> None:
-    """Shapes and range of reconstructions, determinism for a seed, exact budget accounting,
-    and refusal — before any query — of an oracle weaker than the attack's threat model."""
-    splits, model = fixture()
+    """The attack's module reaches the target only through the oracle (no imports of models,
+    metrics, data or the runner); shapes and range of reconstructions, determinism for a seed,
+    exact budget accounting, and refusal — before any query — of an oracle weaker than the
+    attack's threat model."""
     spec = parse_entry({name: params or {}}, "attack", f"conformance of attack '{name}'")
+    chain = _off_limits_import(spec.cls.__module__)
+    assert chain is None, f"{name}: imports past the oracle ({chain}); attacks may not use {', '.join(_OFF_LIMITS)}"
+    splits, model = fixture()
     targets = torch.arange(splits.meta.num_classes)
     runs = []
     for _ in range(2):
@@ -87,9 +145,16 @@ def check_defense(name: str, params: dict[str, Any] | None = None) -> None:
         assert 0 <= float(out.x.min()) and float(out.x.max()) <= 1, f"{name}: data range"
         again = defense.transform_data(splits.private_train, g())
         assert torch.equal(out.x, again.x), f"{name}: data transform not deterministic for a generator"
-    elif defense.stage == Stage.TRAINING:
-        recipe = Recipe(epochs=3, lr=1e-3, batch_size=32)
-        assert isinstance(defense.adjust(recipe), Recipe), f"{name}: adjust must return a Recipe"
+    elif defense.stage == Stage.TRAINING:  # one short training through the hooks, twice: same weights
+        weights = []
+        for _ in range(2):
+            hooks = [spec.build()]
+            net = build("mlp", splits.meta.shape, splits.meta.num_classes, seed=0, hooks=hooks)
+            fit(net, splits.private_train, TrainingPlan(epochs=1, lr=1e-3, batch_size=64), seed=0,
+                desc=f"conformance {name}", hooks=hooks, public=splits.public)
+            assert not net.training, f"{name}: the model must be left in eval mode"
+            weights.append(net.state_dict())
+        assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0]), f"{name}: not deterministic"
     elif defense.stage == Stage.INFERENCE:
         probs = torch.softmax(model(splits.private_test.x), dim=1).detach()
         out = defense.transform_outputs(probs, g())

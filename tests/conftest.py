@@ -11,7 +11,7 @@ import torch  # noqa: E402
 
 from bench.data.base import DataSplits  # noqa: E402
 from bench.data.digits import Digits  # noqa: E402
-from bench.models.training import Recipe, accuracy, build, fit  # noqa: E402
+from bench.models.training import TrainingPlan, accuracy, build, fit  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -25,7 +25,7 @@ def digits() -> DataSplits:
 def tiny_target(digits: DataSplits) -> torch.nn.Module:
     """An MLP on digits, a few epochs: accurate enough that inversions mean something."""
     net = build("mlp", digits.meta.shape, digits.meta.num_classes, seed=0)
-    fit(net, digits.private_train, Recipe(epochs=8, lr=2e-3, batch_size=32), seed=0, desc="tiny target")
+    fit(net, digits.private_train, TrainingPlan(epochs=8, lr=2e-3, batch_size=32), seed=0, desc="tiny target")
     assert accuracy(net, digits.private_test) > 0.85
     return net
 
@@ -33,5 +33,5 @@ def tiny_target(digits: DataSplits) -> torch.nn.Module:
 @pytest.fixture(scope="session")
 def tiny_evaluator(digits: DataSplits) -> torch.nn.Module:
     net = build("resnet", digits.meta.shape, digits.meta.num_classes, seed=1)
-    fit(net, digits.evaluator_train("disjoint"), Recipe(epochs=6, lr=2e-3, batch_size=32), seed=1, desc="tiny evaluator")
+    fit(net, digits.evaluator_train("disjoint"), TrainingPlan(epochs=6, lr=2e-3, batch_size=32), seed=1, desc="tiny evaluator")
     return net

@@ -8,8 +8,9 @@ import torch
 from bench.config import parse_config, parse_entry
 from bench.data.base import Split
 from bench.defenses.base import Stage
-from bench.errors import ConfigError
-from bench.models.training import Recipe, accuracy, build, fit
+from bench.defenses.training import smoothed_cross_entropy
+from bench.errors import ConfigError, DataError
+from bench.models.training import TrainingPlan, accuracy, build, fit
 from bench.registry import DEFENSES
 
 G = lambda: torch.Generator().manual_seed(0)  # noqa: E731
@@ -31,7 +32,8 @@ def images(n=6, side=12):
 def test_every_defense_is_listed_with_a_stage_and_citation():
     names = set(DEFENSES.names())
     assert {"none", "blur", "pixelate", "mask", "augment", "dropout", "weight-decay", "l1", "dp-sgd",
-            "label-smoothing", "early-stop", "round", "topk", "label-only", "noise", "bins"} <= names
+            "label-smoothing", "early-stop", "mid", "bido", "transfer", "round", "topk", "label-only", "noise",
+            "bins"} <= names
     for name, cls in DEFENSES.items():
         assert isinstance(cls.stage, Stage)
         assert name == "none" or cls.citation, name
@@ -65,22 +67,20 @@ def test_augment_adds_jittered_copies_deterministically():
 
 # --- training stage -----------------------------------------------------------------------
 
-def test_training_defenses_change_the_recipe():
-    r = Recipe(epochs=30, lr=1e-3, batch_size=64)
-    assert make("dropout", p=0.3).adjust(r).dropout == 0.3
-    assert make("weight-decay", strength=1e-3).adjust(r).weight_decay == 1e-3
-    assert make("l1", strength=1e-4).adjust(r).l1 == 1e-4
-    assert make("label-smoothing", alpha=-0.1).adjust(r).label_smoothing == -0.1
-    assert make("early-stop", epochs=3).adjust(r).epochs == 3
-    dp = make("dp-sgd", epsilon=2).adjust(r)
-    assert dp.private and dp.dp_epsilon == 2
-    assert make("dp-sgd").adjust(r).dp_epsilon == 8.0
-    assert not make("dp-sgd", epsilon="inf").adjust(r).private
+def test_training_defenses_act_through_the_loops_hooks():
+    plan = TrainingPlan(epochs=30, lr=1e-3, batch_size=64)
+    net = build("mlp", (1, 8, 8), 10, seed=0, hooks=[make("dropout", p=0.3)])
+    assert isinstance(net.neck, torch.nn.Dropout) and net.neck.p == 0.3
+    assert make("weight-decay", strength=1e-3).configure(plan).weight_decay == 1e-3
+    assert make("early-stop", epochs=3).configure(plan).epochs == 3
+    logits, y = torch.tensor([[2.0, 0.0, 1.0]]), torch.tensor([0])
+    assert make("label-smoothing", alpha=-0.1).criterion(logits, y) == pytest.approx(
+        smoothed_cross_entropy(logits, y, -0.1).item())
+    assert make("dp-sgd", epsilon=2).private and make("dp-sgd").epsilon == 8.0
+    assert not make("dp-sgd", epsilon="inf").private
 
 
 def test_negative_label_smoothing_pushes_wrong_classes_down(digits):
-    from bench.models.training import smoothed_cross_entropy
-
     logits = torch.tensor([[2.0, 0.0, 0.0]], requires_grad=True)
     smoothed_cross_entropy(logits, torch.tensor([0]), -0.3).backward()
     plain = torch.tensor([[2.0, 0.0, 0.0]], requires_grad=True)
@@ -90,33 +90,113 @@ def test_negative_label_smoothing_pushes_wrong_classes_down(digits):
         torch.nn.functional.cross_entropy(plain, torch.tensor([0])).item())
 
 
-def small_train(digits, recipe, seed=0):
-    net = build("mlp", digits.meta.shape, 10, seed=seed, dropout=recipe.dropout)
-    info = fit(net, digits.private_train, recipe, seed=seed, desc="test")
+def small_train(digits, *defenses, epochs=3, seed=0, public=None):
+    hooks = list(defenses)
+    net = build("mlp", digits.meta.shape, 10, seed=seed, hooks=hooks)
+    info = fit(net, digits.private_train, TrainingPlan(epochs=epochs, lr=2e-3, batch_size=64), seed=seed, desc="test",
+               hooks=hooks, public=public)
     return net, info
 
 
+def reference_fit(net, train, epochs, seed, weight_decay=0.0, l1=0.0, alpha=0.0):
+    """The training loop as it was before the hooks (a Recipe of knobs): the hooks must match it."""
+    g = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(net.parameters(), lr=2e-3, weight_decay=weight_decay)
+    net.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(train), generator=g)
+        for start in range(0, len(order), 64):
+            idx = order[start : start + 64]
+            optimizer.zero_grad()
+            loss = smoothed_cross_entropy(net(train.x[idx]), train.y[idx], alpha)
+            if l1 > 0:
+                loss = loss + l1 * sum(p.abs().sum() for p in net.parameters())
+            loss.backward()
+            optimizer.step()
+    net.eval()
+    return net
+
+
+@pytest.mark.parametrize("name,params,knobs", [
+    ("dropout", {"p": 0.3}, {}), ("weight-decay", {"strength": 1e-3}, {"weight_decay": 1e-3}),
+    ("l1", {"strength": 1e-4}, {"l1": 1e-4}), ("label-smoothing", {"alpha": -0.1}, {"alpha": -0.1}),
+    ("early-stop", {"epochs": 1}, {"epochs": 1}),
+])
+def test_rewritten_training_defenses_train_the_same_weights_as_the_old_loop(digits, name, params, knobs):
+    net, _ = small_train(digits, make(name, **params), epochs=2)
+    ref = build("mlp", digits.meta.shape, 10, seed=0)
+    if name == "dropout":
+        ref.neck = torch.nn.Dropout(0.3)
+    reference_fit(ref, digits.private_train, knobs.pop("epochs", 2), 0, **knobs)
+    for a, b in zip(net.state_dict().values(), ref.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 def test_dp_sgd_spends_at_most_its_epsilon_and_costs_accuracy(digits):
-    base = Recipe(epochs=3, lr=2e-3, batch_size=64)
-    plain, _ = small_train(digits, base)
-    private, info = small_train(digits, make("dp-sgd", epsilon=1).adjust(base))
+    plain, _ = small_train(digits)
+    private, info = small_train(digits, make("dp-sgd", epsilon=1))
     assert 0 < info["epsilon"] <= 1.0 + 1e-6 and info["delta"] == 1e-5 and info["noise_multiplier"] > 0
     assert accuracy(private, digits.private_test) < accuracy(plain, digits.private_test)
     assert not any(hasattr(p, "grad_sample") and p.grad_sample is not None for p in private.parameters())
 
 
 def test_dp_sgd_with_infinite_epsilon_is_the_plain_training_path(digits):
-    base = Recipe(epochs=2, lr=2e-3, batch_size=64)
-    plain, _ = small_train(digits, base)
-    inf, info = small_train(digits, make("dp-sgd", epsilon=float("inf")).adjust(base))
+    plain, _ = small_train(digits, epochs=2)
+    inf, info = small_train(digits, make("dp-sgd", epsilon=float("inf")), epochs=2)
     assert math.isinf(info["epsilon"])
     for a, b in zip(plain.state_dict().values(), inf.state_dict().values()):
         assert torch.equal(a, b)
 
 
 def test_dp_sgd_noise_multiplier_is_accounted(digits):
-    _, info = small_train(digits, make("dp-sgd", noise_multiplier=1.0).adjust(Recipe(epochs=1, lr=1e-3, batch_size=64)))
+    _, info = small_train(digits, make("dp-sgd", noise_multiplier=1.0), epochs=1)
     assert 0 < info["epsilon"] < math.inf
+
+
+def test_mid_trains_through_a_bottleneck_that_costs_confidence(digits):
+    from bench.defenses.mid import Bottleneck
+
+    plain, _ = small_train(digits, epochs=4)
+    strong, _ = small_train(digits, make("mid", beta=1.0), epochs=4)
+    assert isinstance(strong.neck, Bottleneck) and not strong.training
+    x = digits.private_test.x
+    with torch.no_grad():
+        assert torch.equal(strong(x), strong(x))  # the mean at inference: deterministic
+        confidence = {n: torch.softmax(m(x), 1).max(1).values.mean() for n, m in (("plain", plain), ("mid", strong))}
+    assert confidence["mid"] < confidence["plain"] - 0.05  # less information about the input gets through
+
+
+def test_bido_lowers_the_dependence_between_inputs_and_features(digits):
+    from bench.defenses.bido import gaussian_gram, hsic
+
+    x = digits.private_test.x[:200]
+    dependence = {}
+    for name, defenses in (("plain", []), ("bido", [make("bido", lambda_x=2.0, lambda_y=0.5)])):
+        net, _ = small_train(digits, *defenses, epochs=4)
+        with torch.no_grad():
+            dependence[name] = float(hsic(gaussian_gram(x.flatten(1)), gaussian_gram(net.features(x))))
+    assert dependence["bido"] < dependence["plain"] - 0.02
+
+
+def test_transfer_freezes_the_layers_it_learned_on_public_data(digits):
+    net, _ = small_train(digits, make("transfer", frozen=1, pretrain_epochs=2), public=digits.public)
+    ref = build("mlp", digits.meta.shape, 10, seed=0)
+    first = [n for n, _ in net.features.named_parameters()][0]
+    pretrained = build("mlp", digits.meta.shape, 10, seed=0)
+    from bench.models.architectures import Classifier
+    from bench.models.training import ShuffledBatches  # noqa: F401  (the loop the pretraining uses)
+
+    fit(Classifier(pretrained.features, pretrained.head.in_features, 10), digits.public,
+        TrainingPlan(epochs=2, lr=2e-3, batch_size=64), seed=0, desc="pretrain")
+    layer1 = dict(net.features.named_parameters())
+    assert torch.equal(layer1[first], dict(pretrained.features.named_parameters())[first])  # frozen after pretraining
+    assert not torch.equal(layer1[first], dict(ref.features.named_parameters())[first])  # not the initial weights
+    later = [n for n in layer1 if not n.startswith(first.split(".")[0] + ".")]
+    assert not torch.equal(layer1[later[0]], dict(pretrained.features.named_parameters())[later[0]])  # fine-tuned
+    with pytest.raises(DataError, match="pretrains on public data and the dataset has none"):
+        small_train(digits, make("transfer"))
+    with pytest.raises(DataError, match="parameter 'frozen' is 5, but the target has 2 feature layers"):
+        small_train(digits, make("transfer", frozen=5), public=digits.public)
 
 
 # --- inference stage ----------------------------------------------------------------------
@@ -159,6 +239,11 @@ def test_noise_keeps_a_distribution_and_is_seeded(kind):
     ({"dp-sgd": {"epsilom": 1}}, r"unknown parameter 'epsilom' \(did you mean 'epsilon'\?\)"),
     ({"label-smoothing": {"alpha": 1.5}}, r"parameter 'alpha': 1.5 is out of range"),
     ({"early-stop": {"epochs": 0}}, r"parameter 'epochs': 0 is out of range"),
+    ({"mid": {"beta": 0}}, r"defense 'mid': parameter 'beta': 0.0 is out of range; allowed: > 0"),
+    ({"bido": {"lambda_x": -1}}, r"defense 'bido': parameter 'lambda_x': -1.0 is out of range; allowed: >= 0"),
+    ({"bido": {"lambda_x": 0, "lambda_y": 0}}, r"lambda_x and lambda_y are both 0, which is no defense"),
+    ({"transfer": {"frozen": 0}}, r"defense 'transfer': parameter 'frozen': 0 is out of range; allowed: >= 1"),
+    ({"transfer": {"pretrain_epochs": 0}}, r"parameter 'pretrain_epochs': 0 is out of range"),
     ({"round": {"decimals": -1}}, r"parameter 'decimals': -1 is out of range"),
     ({"topk": {"k": 11}}, r"defense 'topk': parameter 'k' is 11, larger than the 10 classes; allowed: 1..10"),
     ({"noise": {"kind": "uniform"}}, r"parameter 'kind': 'uniform' is not allowed; allowed: gaussian, laplace"),
@@ -177,5 +262,7 @@ def test_stacks_are_labelled_and_checked():
     assert [d.name for d in cell.target_defenses] == ["dp-sgd"]
     with pytest.raises(ConfigError, match="'dp-sgd' cannot be stacked with 'l1'"):
         parse_config({"name": "t", "datasets": ["digits"], "attacks": ["mi-face"], "defenses": [["dp-sgd", "l1"]]})
+    with pytest.raises(ConfigError, match=r"defenses\[0\]: 'bido' cannot be stacked with 'dp-sgd'"):
+        parse_config({"name": "t", "datasets": ["digits"], "attacks": ["mi-face"], "defenses": [["bido", "dp-sgd"]]})
     with pytest.raises(ConfigError, match="appears twice"):
         parse_config({"name": "t", "datasets": ["digits"], "attacks": ["mi-face"], "defenses": [["round", "round"]]})

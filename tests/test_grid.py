@@ -67,7 +67,7 @@ def test_smoke_grid_writes_the_design_layout(smoke):
         row = alls.loc[alls.index.str.startswith(attack)]
         assert row["lift"].item() == pytest.approx(row["acc@1"].item() - baseline)
     jobs = list((smoke / "jobs").glob("*/experiment.ipynb"))
-    assert len(jobs) == 1
+    assert len(jobs) == 1 and (jobs[0].parent / "kernel.log").exists()
     nb = json.loads(jobs[0].read_text())
     assert any(o.get("output_type") == "display_data" for c in nb["cells"] for o in c.get("outputs", []))
     for cid in cells["cell_id"]:
@@ -216,3 +216,15 @@ def test_a_worker_that_dies_fails_its_cells_not_the_grid(tmp_path, capsys):
     assert (cells["status"] == "failed").all()
     assert cells["error"].str.contains("worker process failed: PluginError").all()
     assert "cannot load inside a worker process" in capsys.readouterr().err
+
+
+def test_kernel_log_lines_go_to_the_job_log_not_the_terminal(tmp_path, capfd):
+    import subprocess
+    import sys
+
+    from bench.results import stderr_to
+
+    with stderr_to(tmp_path / "kernel.log"):  # a started kernel inherits the redirected stderr
+        subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('[IPKernelApp] WARNING | noise')"], check=True)
+    assert "noise" not in capfd.readouterr().err
+    assert "[IPKernelApp] WARNING | noise" in (tmp_path / "kernel.log").read_text()

@@ -189,7 +189,8 @@ def test_lift_is_acc_over_the_baseline_on_the_same_target_and_outputs():
             threat = "white-box" if attack == "mi-face" else "black-box"
             cells.append({"cell_id": f"{defense}-{attack}-0", "job_id": "j", "dataset": "d", "defense": defense,
                           "attack": attack, "threat_model": threat, "seed": 0, "status": "done",
-                          "outputs_defended": defended and threat != "white-box"})
+                          "outputs_defended": defended and threat != "white-box",
+                          "baseline": attack == "public-lookalike"})
             rows += [{**r, "job_id": "j", "threat_model": threat} for r in metric_rows("d", defense, attack, 0,
                                                                                         **{"acc@1": value})]
     lift = lift_rows(pd.DataFrame(cells), pd.DataFrame(rows)).set_index("cell_id")["value"]

@@ -14,8 +14,11 @@ def cfg(**over):
 
 
 def test_shipped_configs_parse_and_group_cells_into_jobs():
-    for name in ("smoke", "default", "defenses", "blackbox"):
+    from bench.config import shipped_configs
+
+    for name in shipped_configs():
         config = load_config(name)
+        assert any(a.cls.baseline for a in config.attacks), f"{name}: every shipped grid carries the baseline"
         cells = config.cells()
         jobs = config.jobs()
         assert len(cells) == len(config.datasets) * len(config.seeds) * len(config.defenses) * len(config.attacks)
@@ -92,7 +95,7 @@ def test_cli_config_errors_exit_2_and_write_nothing(tmp_path, capsys):
     assert main(["run", str(bad), "--results", str(results)]) == 2
     assert "parameter 'budget': 0 is out of range" in capsys.readouterr().err
     assert main(["run", "no-such-config", "--results", str(results)]) == 2
-    assert "shipped: blackbox, default, defenses, smoke" in capsys.readouterr().err
+    assert "shipped: blackbox, default, defenses, mi-defenses, smoke" in capsys.readouterr().err
     bad.write_text("name: bad\ndatasets: [digits]\ntarget: cnn\nattacks: [mi-face]\n")
     assert main(["run", str(bad), "--results", str(results)]) == 2  # a scalar where a mapping belongs
     assert "target: parameters must be a mapping of names to values, got 'cnn'" in capsys.readouterr().err

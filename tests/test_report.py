@@ -58,8 +58,9 @@ def test_explore_notebook_executes_headless(grid, tmp_path):
     from bench.runner import kernel_name
 
     out = tmp_path / "explore.ipynb"
-    pm.execute_notebook(str(ROOT / "notebooks" / "explore.ipynb"), str(out), parameters={"results_dir": str(grid)},
-                        kernel_name=kernel_name(), progress_bar=False, cwd=str(ROOT / "notebooks"))
+    pm.execute_notebook(str(ROOT / "bench" / "notebooks" / "explore.ipynb"), str(out),
+                        parameters={"results_dir": str(grid)}, kernel_name=kernel_name(), progress_bar=False,
+                        cwd=str(ROOT / "notebooks"))
     assert "image/png" in out.read_text()
 
 

@@ -2,7 +2,9 @@
 
 ``execute`` refuses an oracle that cannot serve the attack's threat model before any
 query, times the run, stamps the oracle's query count, and checks the reconstructions'
-shape and range, so every attack's result means the same thing in the tables. Attacks call
+shape and range, so every attack's result means the same thing in the tables. ``run`` gets
+an :class:`~bench.oracle.OracleView`, never the Oracle: only what the threat model allows,
+with no model, guards or budget to reach. Attacks call
 ``checkpoint`` as they go: the checkpoints become the query-efficiency trace, and when an
 endpoint guard blocks the attacker mid-run, the last checkpoint is what the attacker keeps.
 """
@@ -17,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from bench.oracle import Oracle, QueryBlocked, ThreatModel
+from bench.oracle import Oracle, OracleView, QueryBlocked, ThreatModel
 from bench.params import param
 
 
@@ -60,6 +62,8 @@ class Attack:
     # the weakest oracle the attack still runs against, in a variant of its own (None: ``threat_model``)
     least_access: ClassVar[ThreatModel | None] = None
     needs_public_data: ClassVar[bool] = False
+    # a no-inversion reference: every other attack's lift is measured against it
+    baseline: ClassVar[bool] = False
 
     @dataclass(frozen=True)
     class Params:
@@ -83,22 +87,24 @@ class Attack:
         """Refuse parameter combinations a single range cannot express (raise ConfigError)."""
 
     def run(
-        self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
+        self, oracle: OracleView, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
     ) -> AttackResult:
         raise NotImplementedError
 
-    def checkpoint_due(self, oracle: Oracle, every: int) -> bool:
+    def checkpoint_due(self, oracle: OracleView, every: int) -> bool:
         """Whether ``every`` queries per identity were spent since the last checkpoint (or none was taken)."""
         if not self._checkpoints:
             return True
         return oracle.queries - self._checkpoints[-1].queries >= every * self._identities
 
-    def checkpoint(self, oracle: Oracle, x: Tensor, **info: float) -> None:
+    def checkpoint(self, oracle: OracleView, x: Tensor, **info: float) -> None:
         """Record the current reconstructions (one per target identity) after the queries so far."""
         self._checkpoints.append(Checkpoint(oracle.queries, x.detach().clamp(0, 1).clone(), dict(info)))
 
     def execute(self, oracle: Oracle, targets: Tensor, public: Tensor | None, seed: int) -> AttackResult:
-        """Run against ``oracle`` for every identity in ``targets``; refuse a wrong oracle up front."""
+        """Run against ``oracle`` for every identity in ``targets``; refuse a wrong oracle up front.
+
+        The attack sees ``oracle`` only through an :class:`OracleView`."""
         if not oracle.threat_model.serves(self.weakest_access()):
             raise AttackRefused(
                 f"attack '{self.name}' needs a {self.weakest_access().value} oracle; "
@@ -109,17 +115,18 @@ class Attack:
         rng = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         start_queries = oracle.queries
+        view = OracleView(oracle)
         self._checkpoints = []
         self._identities = len(targets)
         start = time.perf_counter()
         try:
-            result = self.run(oracle, targets, public, self.budget, rng)
+            result = self.run(view, targets, public, self.budget, rng)
         except QueryBlocked as exc:  # the attacker keeps its last checkpoint, or nothing (gray)
             if not self._checkpoints:
                 self._checkpoints.append(Checkpoint(oracle.queries, torch.full((len(targets), *oracle.input_shape), 0.5)))
             result = AttackResult(self._checkpoints[-1].reconstructions, blocked=str(exc))
         if not self._checkpoints or self._checkpoints[-1].queries != oracle.queries:
-            self.checkpoint(oracle, result.reconstructions)  # the trace always ends at the result
+            self.checkpoint(view, result.reconstructions)  # the trace always ends at the result
         result = dataclasses.replace(result, checkpoints=list(self._checkpoints))
         seconds = time.perf_counter() - start
         x = result.reconstructions

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from bench.attacks.base import Attack, AttackResult, CheckpointParams
 from bench.attacks.priors import INITS, initial_images
-from bench.oracle import Oracle, ThreatModel
+from bench.oracle import OracleView, ThreatModel
 from bench.params import param
 from bench.registry import attack
 
@@ -39,7 +39,7 @@ class HillClimb(Attack):
                                            "shared gray or black image", choices=INITS)
 
     def run(
-        self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
+        self, oracle: OracleView, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
     ) -> AttackResult:
         p = self.params
         k = len(targets)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.attacks.base import Attack, AttackResult
-from bench.oracle import Oracle, ThreatModel
+from bench.oracle import OracleView, ThreatModel
 from bench.params import param
 from bench.registry import attack
 
@@ -42,7 +42,7 @@ class InversionNet(Attack):
                          low=1)
 
     def run(
-        self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
+        self, oracle: OracleView, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
     ) -> AttackResult:
         assert public is not None
         p = self.params

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from bench.attacks.base import Attack, AttackResult, CheckpointParams
 from bench.attacks.basis import BasisParams, ImageBasis, image_basis
-from bench.oracle import Oracle, ThreatModel
+from bench.oracle import OracleView, ThreatModel
 from bench.params import param
 from bench.registry import attack
 
@@ -43,7 +43,7 @@ class LabelOnly(Attack):
         step: float = param(0.5, help="move as a fraction of the radius", low=0, low_open=True)
 
     def run(
-        self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
+        self, oracle: OracleView, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
     ) -> AttackResult:
         p = self.params
         k = len(targets)
@@ -77,7 +77,7 @@ class LabelOnly(Attack):
         self.checkpoint(oracle, image(z), radius=float(radius.mean()))
         return AttackResult(reconstructions=image(z))
 
-    def starting_points(self, oracle: Oracle, basis: ImageBasis, z: Tensor, targets: Tensor, public: Tensor | None,
+    def starting_points(self, oracle: OracleView, basis: ImageBasis, z: Tensor, targets: Tensor, public: Tensor | None,
                         scan: int, rng: torch.Generator) -> Tensor:
         """Set ``z`` to a public image's projection the oracle labels as each target; returns which were found."""
         found = torch.zeros(len(targets), dtype=torch.bool)

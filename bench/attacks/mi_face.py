@@ -11,7 +11,7 @@ from torch import Tensor
 from bench.attacks.base import Attack, AttackResult
 from bench.attacks.basis import BasisParams, image_basis
 from bench.attacks.priors import initial_images, total_variation
-from bench.oracle import Oracle, ThreatModel
+from bench.oracle import OracleView, ThreatModel
 from bench.params import param
 from bench.registry import attack
 
@@ -47,7 +47,7 @@ class MIFace(Attack):
                            "coarse grid", choices=("pixel", "pca", "lowres"))
 
     def run(
-        self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
+        self, oracle: OracleView, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
     ) -> AttackResult:
         p = self.params
         k = len(targets)

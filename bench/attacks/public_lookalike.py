@@ -8,14 +8,12 @@ import torch
 from torch import Tensor
 
 from bench.attacks.base import Attack, AttackResult
-from bench.oracle import Oracle, ThreatModel
+from bench.oracle import OracleView, ThreatModel
 from bench.params import param
 from bench.registry import attack
 
-BASELINE_ATTACK = "public-lookalike"  # bench.metrics.lift names it too: attacks import nothing from metrics
 
-
-@attack(BASELINE_ATTACK)
+@attack("public-lookalike")
 class PublicLookalike(Attack):
     """The baseline every attack's lift is measured against: per identity, the public image the target finds most like it.
 
@@ -30,13 +28,14 @@ class PublicLookalike(Attack):
     threat_model = ThreatModel.BLACK_BOX
     least_access = ThreatModel.LABEL_ONLY
     needs_public_data = True
+    baseline = True
 
     @dataclass(frozen=True)
     class Params:
         budget: int = param(100, help="queries per target identity, spent on distinct public images", low=1)
 
     def run(
-        self, oracle: Oracle, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
+        self, oracle: OracleView, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
     ) -> AttackResult:
         assert public is not None
         n = min(len(public), (budget if budget is not None else self.params.budget) * len(targets))

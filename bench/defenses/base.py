@@ -1,8 +1,8 @@
 """The defense base class and its stages.
 
 A defense acts at one stage of the pipeline: ``data`` (transform the private training set),
-``training`` (change the training recipe), ``inference`` (transform what the oracle returns)
-or ``access`` (guard the endpoint). Data and training defenses determine the target, so
+``training`` (the hooks of the training loop, :class:`bench.models.training.TrainingHook`),
+``inference`` (transform what the oracle returns) or ``access`` (guard the endpoint). Data and training defenses determine the target, so
 cells that differ only in inference or access defenses share one trained target (a job).
 """
 
@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from bench.data.base import Split
-from bench.models.training import Recipe
+from bench.models.training import TrainingHook
 from bench.oracle import AccessGuard
 
 
@@ -31,8 +31,10 @@ class Stage(str, Enum):
         return self in (Stage.DATA, Stage.TRAINING)
 
 
-class Defense:
-    """Base of all defenses; a subclass sets ``stage``, ``Params`` and overrides its stage's hook."""
+class Defense(TrainingHook):
+    """Base of all defenses; a subclass sets ``stage``, ``Params`` and overrides its stage's hook
+    (training-stage defenses: any of the training loop's hooks; ``incompatible_with`` names the
+    defenses it cannot be stacked with)."""
 
     name: ClassVar[str]
     stage: ClassVar[Stage]
@@ -53,10 +55,6 @@ class Defense:
     def transform_data(self, split: Split, generator: torch.Generator) -> Split:
         """Data stage: the private training set the target is trained on instead of ``split``."""
         return split
-
-    def adjust(self, recipe: Recipe) -> Recipe:
-        """Training stage: the training recipe with this defense applied."""
-        return recipe
 
     def transform_outputs(self, probs: Tensor, generator: torch.Generator) -> Tensor:
         """Inference stage: what the oracle returns instead of the probability vectors ``probs``."""

@@ -1,6 +1,7 @@
 """Lift: what an attack recovers beyond what the attacker had without inverting.
 
-An attack's ``lift`` is its acc@1 minus the ``public-lookalike`` baseline's on the same target
+An attack's ``lift`` is its acc@1 minus the baseline's (the attack that declares ``baseline``,
+built in: ``public-lookalike``) on the same target
 (same dataset, data and training defenses, seed). A black-box or label-only attack is matched
 with the baseline under the same output and access defenses; a white-box attacker holds the
 model, so its baseline is the one that saw undefended outputs.
@@ -10,8 +11,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-BASELINE_ATTACK = "public-lookalike"
-
 
 def lift_rows(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     """One ``lift`` row (target_class ``all``) per completed non-baseline cell that has a baseline."""
@@ -19,7 +18,7 @@ def lift_rows(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     if acc.empty or "attack" not in cells:
         return metrics.iloc[0:0]
     done = cells[cells["status"] == "done"].merge(acc[["cell_id", "value"]], on="cell_id")
-    is_baseline = done["attack"].str.split("(").str[0] == BASELINE_ATTACK
+    is_baseline = done["baseline"].fillna(False).astype(bool) if "baseline" in done else pd.Series(False, done.index)
     base, rest = done[is_baseline], done[~is_baseline]
     if base.empty or rest.empty:
         return metrics.iloc[0:0]

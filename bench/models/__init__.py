@@ -2,9 +2,9 @@
 
 from bench.models.architectures import ARCHITECTURES, EVALUATOR_MODEL, TARGET_MODELS, Classifier
 from bench.models.cache import ArtifactCache, TrainedModel
-from bench.models.training import Recipe, TrainSpec, accuracy, build, fit
+from bench.models.training import TrainingHook, TrainingPlan, accuracy, build, fit
 
 __all__ = [
-    "ARCHITECTURES", "EVALUATOR_MODEL", "TARGET_MODELS", "ArtifactCache", "Classifier", "Recipe", "TrainSpec",
-    "TrainedModel", "accuracy", "build", "fit",
+    "ARCHITECTURES", "EVALUATOR_MODEL", "TARGET_MODELS", "ArtifactCache", "Classifier", "TrainedModel", "TrainingHook",
+    "TrainingPlan", "accuracy", "build", "fit",
 ]

@@ -10,9 +10,8 @@ loaded with ``weights_only=True``.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from filelock import FileLock
 
 from bench.models.architectures import Classifier
 from bench.provenance import ARTIFACT_SOURCES, code_fingerprint
+from bench.results import atomic_write_bytes
 
 
 @dataclass
@@ -60,12 +60,7 @@ class ArtifactCache:
                 model.load_state_dict(blob["state_dict"])
                 return TrainedModel(model.eval(), blob["info"], cached=True)
             info = {"key": json.loads(json.dumps(key, default=str)), "hash": digest, **train(model)}
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{digest}.", suffix=".tmp")
-            os.close(fd)
-            try:
-                torch.save({"state_dict": model.state_dict(), "info": info}, tmp)
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            buf = io.BytesIO()
+            torch.save({"state_dict": model.state_dict(), "info": info}, buf)
+            atomic_write_bytes(path, buf.getvalue())
             return TrainedModel(model.eval(), info, cached=False)

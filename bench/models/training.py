@@ -1,16 +1,19 @@
-"""The training loop shared by targets and evaluators.
+"""The one training loop shared by targets and evaluators, and the hooks that extend it.
 
-A :class:`Recipe` says everything the loop does; training-stage defenses change the recipe
-(dropout, weight decay, L1, label smoothing, epochs, DP-SGD), never the loop itself, so
-every defense is trained by the same code as the undefended target.
+A :class:`TrainingPlan` holds the loop's settings (epochs, learning rate, batch size, weight
+decay). Everything else a training-stage defense does, it does through a :class:`TrainingHook`
+— change the plan, shape the model (dropout, a bottleneck), initialise or freeze layers before
+training, replace the criterion, add loss terms computed from the batch, the logits and the
+penultimate features, wrap model, optimiser and loader (DP-SGD), report what it measured — so
+:func:`fit` knows none of the defenses, and a new regulariser is one file.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -18,146 +21,172 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from bench.data.base import Split
-from bench.models.architectures import ARCHITECTURES, TARGET_MODELS, Classifier
-from bench.params import param
+from bench.models.architectures import ARCHITECTURES, Classifier
 
 
 @dataclass(frozen=True)
-class LoopSpec:
-    """The training loop's settings shared by targets and the evaluator."""
-
-    epochs: int = param(30, help="training epochs", low=1)
-    lr: float = param(1e-3, help="Adam learning rate", low=0, low_open=True)
-    batch_size: int = param(64, help="minibatch size", low=1)
-
-
-@dataclass(frozen=True)
-class TrainSpec(LoopSpec):
-    """How every target of a grid is trained (the config's ``target:`` mapping)."""
-
-    model: str = param("cnn", help="target architecture", choices=TARGET_MODELS)
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """What the training loop does. ``dp_epsilon`` or ``dp_noise_multiplier`` turns on DP-SGD."""
+class TrainingPlan:
+    """What the loop itself does; hooks may change it (``TrainingHook.configure``)."""
 
     epochs: int
     lr: float
     batch_size: int
-    dropout: float = 0.0
     weight_decay: float = 0.0
-    l1: float = 0.0
-    label_smoothing: float = 0.0
-    dp_epsilon: float | None = None
-    dp_noise_multiplier: float | None = None
-    dp_delta: float = 1e-5
-    dp_max_grad_norm: float = 1.0
 
     @classmethod
-    def from_spec(cls, spec: LoopSpec) -> Recipe:
+    def from_spec(cls, spec: Any) -> TrainingPlan:
+        """From a grid's ``target:`` or ``evaluator:`` spec (anything with epochs, lr and batch_size)."""
         return cls(epochs=spec.epochs, lr=spec.lr, batch_size=spec.batch_size)
 
-    @property
-    def private(self) -> bool:
-        """DP-SGD runs unless no privacy was asked for (``epsilon: inf`` is no privacy)."""
-        if self.dp_noise_multiplier is not None:
-            return True
-        return self.dp_epsilon is not None and math.isfinite(self.dp_epsilon)
-
-    def replace(self, **changes: Any) -> Recipe:
+    def replace(self, **changes: Any) -> TrainingPlan:
         return dataclasses.replace(self, **changes)
 
 
-def build(model: str, shape: tuple[int, int, int], num_classes: int, seed: int, dropout: float = 0.0) -> Classifier:
+@dataclass(frozen=True)
+class TrainingContext:
+    """What a hook may use besides the model: the plan as every hook changed it, the seed of this
+    training, and the attacker-side public data (for pretraining on it; never private images)."""
+
+    plan: TrainingPlan
+    seed: int
+    public: Split | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One minibatch as the loss hooks see it."""
+
+    x: Tensor
+    y: Tensor
+    features: Tensor  # the penultimate representation
+    logits: Tensor
+    model: Classifier
+
+
+Loader = Any  # an iterable of (x, y) minibatches, re-iterable once per epoch
+
+
+class TrainingHook:
+    """The training loop's extension points; every method is optional (the default does nothing).
+
+    ``incompatible_with`` names hooks this one cannot be stacked with (the config refuses the pair).
+    """
+
+    name: ClassVar[str] = "hook"
+    incompatible_with: ClassVar[tuple[str, ...]] = ()
+
+    def configure(self, plan: TrainingPlan) -> TrainingPlan:
+        """The loop's settings (epochs, learning rate, weight decay)."""
+        return plan
+
+    def shape_model(self, model: Classifier) -> Classifier:
+        """Model options that change its structure or modules (dropout, a bottleneck); applied
+        whenever the model is built, also to load cached weights into."""
+        return model
+
+    def before_fit(self, model: Classifier, context: TrainingContext) -> None:
+        """Initialise or freeze layers before the loop (e.g. pretrain on public data)."""
+
+    def criterion(self, logits: Tensor, y: Tensor) -> Tensor | None:
+        """A replacement for cross-entropy (at most one hook of a stack gives one)."""
+        return None
+
+    def loss(self, batch: Batch) -> Tensor | None:
+        """An extra loss term from the batch, its features and logits."""
+        return None
+
+    def wrap(self, model: nn.Module, optimizer: torch.optim.Optimizer, loader: Loader, train: Split,
+             context: TrainingContext) -> tuple[nn.Module, torch.optim.Optimizer, Loader]:
+        """Wrap model, optimiser and loader (e.g. DP-SGD's per-sample clipping and noise)."""
+        return model, optimizer, loader
+
+    def after_step(self, model: Classifier) -> None:
+        """After each optimiser step (e.g. to average weights)."""
+
+    def after_fit(self, model: Classifier) -> dict[str, Any]:
+        """Undo any wrapping; return what reaches the tables (e.g. the spent epsilon)."""
+        return {}
+
+
+class ShuffledBatches:
+    """Minibatches of a split in a fresh random order every epoch, from one generator."""
+
+    def __init__(self, split: Split, batch_size: int, generator: torch.Generator) -> None:
+        self.split, self.batch_size, self.generator = split, batch_size, generator
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        order = torch.randperm(len(self.split), generator=self.generator)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            yield self.split.x[idx], self.split.y[idx]
+
+
+def build(model: str, shape: tuple[int, int, int], num_classes: int, seed: int,
+          hooks: Sequence[TrainingHook] = ()) -> Classifier:
+    """A freshly initialised architecture, shaped by the hooks' model options."""
     torch.manual_seed(seed)
-    return ARCHITECTURES[model](shape, num_classes, dropout)
+    net = ARCHITECTURES[model](shape, num_classes)
+    for hook in hooks:
+        net = hook.shape_model(net)
+    return net
 
 
-def smoothed_cross_entropy(logits: Tensor, y: Tensor, alpha: float) -> Tensor:
-    """Cross-entropy against ``(1 - alpha) * onehot + alpha / K``; negative ``alpha`` allowed
-    (Struppek et al., ICLR 2024), which torch's built-in ``label_smoothing`` refuses."""
-    if alpha == 0:
-        return F.cross_entropy(logits, y)
-    k = logits.shape[1]
-    target = torch.full_like(logits, alpha / k)
-    target.scatter_(1, y[:, None], 1 - alpha + alpha / k)
-    return -(target * F.log_softmax(logits, dim=1)).sum(1).mean()
+def plan_for(plan: TrainingPlan, hooks: Sequence[TrainingHook]) -> TrainingPlan:
+    for hook in hooks:
+        plan = hook.configure(plan)
+    return plan
 
 
-def fit(net: Classifier, train: Split, recipe: Recipe, seed: int, desc: str) -> dict[str, Any]:
-    """Train ``net`` in place; returns the loss history and, under DP-SGD, the spent (ε, δ)."""
-    if recipe.private:
-        return _fit_private(net, train, recipe, seed, desc)
-    g = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    history = []
-    net.train()
-    bar = tqdm(range(recipe.epochs), desc=desc, unit="epoch", leave=True, mininterval=0.5)
-    for _ in bar:
-        order = torch.randperm(len(train), generator=g)
-        total = 0.0
-        for start in range(0, len(order), recipe.batch_size):
-            idx = order[start : start + recipe.batch_size]
-            optimizer.zero_grad()
-            loss = _loss(net, train.x[idx], train.y[idx], recipe)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(idx)
-        history.append(total / len(train))
-        bar.set_postfix(loss=f"{history[-1]:.3f}")
-    net.eval()
-    return {"history": history, "epsilon": math.inf if recipe.dp_epsilon is not None else None,
-            "delta": recipe.dp_delta if recipe.dp_epsilon is not None else None}
-
-
-def _loss(net: nn.Module, x: Tensor, y: Tensor, recipe: Recipe) -> Tensor:
-    loss = smoothed_cross_entropy(net(x), y, recipe.label_smoothing)
-    if recipe.l1 > 0:
-        loss = loss + recipe.l1 * sum(p.abs().sum() for p in net.parameters())
-    return loss
-
-
-def _fit_private(net: Classifier, train: Split, recipe: Recipe, seed: int, desc: str) -> dict[str, Any]:
-    """DP-SGD through Opacus: per-sample clipping, Gaussian noise, Poisson sampling, RDP accountant."""
-    from opacus import PrivacyEngine
-    from torch.utils.data import DataLoader, TensorDataset
-
-    if recipe.l1 > 0:
-        raise ValueError("DP-SGD cannot add an L1 penalty: Opacus privatises per-sample gradients only")
-    torch.manual_seed(seed)
-    loader = DataLoader(TensorDataset(train.x, train.y), batch_size=recipe.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed))
-    optimizer = torch.optim.Adam(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    engine = PrivacyEngine(accountant="rdp")
-    common = {"module": net, "optimizer": optimizer, "data_loader": loader, "max_grad_norm": recipe.dp_max_grad_norm,
-              "noise_generator": torch.Generator().manual_seed(seed + 1)}
-    if recipe.dp_noise_multiplier is not None:
-        model, optimizer, loader = engine.make_private(noise_multiplier=recipe.dp_noise_multiplier, **common)
-    else:
-        model, optimizer, loader = engine.make_private_with_epsilon(
-            target_epsilon=recipe.dp_epsilon, target_delta=recipe.dp_delta, epochs=recipe.epochs, **common)
+def fit(net: Classifier, train: Split, plan: TrainingPlan, seed: int, desc: str,
+        hooks: Sequence[TrainingHook] = (), public: Split | None = None) -> dict[str, Any]:
+    """Train ``net`` in place with ``plan`` as the hooks change it; returns the loss history and
+    whatever the hooks report."""
+    plan = plan_for(plan, hooks)
+    context = TrainingContext(plan=plan, seed=seed, public=public)
+    for hook in hooks:
+        hook.before_fit(net, context)
+    optimizer: torch.optim.Optimizer = torch.optim.Adam(net.parameters(), lr=plan.lr, weight_decay=plan.weight_decay)
+    loader: Loader = ShuffledBatches(train, plan.batch_size, torch.Generator().manual_seed(seed))
+    model: nn.Module = net
+    for hook in hooks:
+        model, optimizer, loader = hook.wrap(model, optimizer, loader, train, context)
     history = []
     model.train()
-    bar = tqdm(range(recipe.epochs), desc=f"{desc} (DP-SGD)", unit="epoch", leave=True, mininterval=0.5)
+    bar = tqdm(range(plan.epochs), desc=desc, unit="epoch", leave=True, mininterval=0.5)
     for _ in bar:
         total, seen = 0.0, 0
-        for xb, yb in loader:
-            if len(xb) == 0:  # Poisson sampling can draw an empty batch
+        for x, y in loader:
+            if len(x) == 0:  # Poisson sampling (DP-SGD) can draw an empty batch
                 continue
             optimizer.zero_grad()
-            loss = smoothed_cross_entropy(model(xb), yb, recipe.label_smoothing)
+            loss = _loss(net, x, y, hooks)
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(xb)
-            seen += len(xb)
+            for hook in hooks:
+                hook.after_step(net)
+            total += loss.item() * len(x)
+            seen += len(x)
         history.append(total / max(1, seen))
-        bar.set_postfix(loss=f"{history[-1]:.3f}", eps=f"{engine.get_epsilon(recipe.dp_delta):.2f}")
-    epsilon = engine.get_epsilon(recipe.dp_delta)
-    model.to_standard_module()
+        bar.set_postfix(loss=f"{history[-1]:.3f}")
+    info: dict[str, Any] = {"history": history}
+    for hook in hooks:
+        info.update(hook.after_fit(net))
     net.eval()
-    return {"history": history, "epsilon": epsilon, "delta": recipe.dp_delta,
-            "noise_multiplier": optimizer.noise_multiplier}
+    return info
+
+
+def _loss(net: Classifier, x: Tensor, y: Tensor, hooks: Sequence[TrainingHook]) -> Tensor:
+    """The criterion (cross-entropy unless a hook replaces it) plus every hook's extra term."""
+    features = net.features(x)
+    logits = net.head(net.neck(features))
+    loss = next((c for hook in hooks if (c := hook.criterion(logits, y)) is not None), None)
+    loss = F.cross_entropy(logits, y) if loss is None else loss
+    batch = Batch(x, y, features, logits, net)
+    for hook in hooks:
+        term = hook.loss(batch)
+        if term is not None:
+            loss = loss + term
+    return loss
 
 
 @torch.no_grad()
@@ -166,4 +195,3 @@ def accuracy(net: nn.Module, split: Split, batch: int = 1024) -> float:
     correct = sum(int((net(split.x[i : i + batch]).argmax(1) == split.y[i : i + batch]).sum())
                   for i in range(0, len(split), batch))
     return correct / max(1, len(split))
-

@@ -3,6 +3,7 @@ tables, then exported to a self-contained ``report.html`` (figures embedded)."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from importlib import resources
@@ -12,7 +13,7 @@ from IPython.display import Image, display
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
-from bench.results import atomic_write_bytes
+from bench.results import atomic_write_bytes, stderr_to
 
 
 def emit(drawn: tuple[Figure | None, str | None], results_dir: str | Path, name: str) -> None:
@@ -22,10 +23,9 @@ def emit(drawn: tuple[Figure | None, str | None], results_dir: str | Path, name:
         print(f"[{name}] skipped: {reason}")
         return
     path = Path(results_dir) / "figures" / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
     plt.close(fig)
     display(Image(filename=str(path)))
 
@@ -41,8 +41,9 @@ def build_report(results_dir: str | Path, kernel: str) -> Path:
     out = root / "report.ipynb"
     tmp = root / f".report.{os.getpid()}.tmp.ipynb"
     try:
-        pm.execute_notebook(str(notebook), str(tmp), parameters={"results_dir": str(root)}, kernel_name=kernel,
-                            progress_bar=False, log_output=False)
+        with stderr_to(root / "report.log"):
+            pm.execute_notebook(str(notebook), str(tmp), parameters={"results_dir": str(root)}, kernel_name=kernel,
+                                progress_bar=False, log_output=False)
     finally:
         if tmp.exists():
             os.replace(tmp, out)

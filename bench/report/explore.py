@@ -1,4 +1,4 @@
-"""What ``notebooks/explore.ipynb`` shows for one cell: reconstructions, metrics, trace, records."""
+"""What ``explore.ipynb`` (``make lab`` copies it into ``notebooks/``) shows for one cell: reconstructions, metrics, trace, records."""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ with at least three seeds (see :mod:`bench.report.stats`).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -20,8 +19,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from bench.config import parse_entry  # noqa: E402
 from bench.report.stats import t_interval  # noqa: E402
+from bench.results import ResultsDir  # noqa: E402
 
 Drawn = tuple[Figure | None, str | None]
 CI = t_interval
@@ -42,10 +41,13 @@ def gallery(results_dir: str | Path, cells: pd.DataFrame, dataset: str, max_iden
     if done.empty:
         return None, f"no completed attack on {dataset}"
     done = done[done["seed"] == done["seed"].min()].sort_values(["attack", "defense"])
-    spec = json.loads(done["params"].iloc[0])["dataset"]
-    splits = parse_entry({spec["name"]: spec["params"]}, "dataset", "report").build().load()
-    k = min(max_identities, splits.meta.num_classes)
-    rows = [("private", np.stack([splits.private_train.of_class(i)[0].numpy() for i in range(k)]))]
+    references = ResultsDir(results_dir).references(dataset)
+    if not references.exists():
+        return None, f"no reference images of {dataset} in the results (written by its jobs)"
+    with np.load(references, allow_pickle=False) as npz:
+        private, names = npz["images"], [str(n) for n in npz["names"]]
+    k = min(max_identities, len(private))
+    rows = [("private", private[:k])]
     for _, c in done.iterrows():
         with np.load(Path(results_dir) / "cells" / c["cell_id"] / "reconstructions.npz", allow_pickle=False) as npz:
             rows.append((f"{c['attack']}\n{c['defense']}", npz["reconstructions"][:k]))
@@ -58,7 +60,7 @@ def gallery(results_dir: str | Path, cells: pd.DataFrame, dataset: str, max_iden
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(splits.meta.identity_names[i][-8:], fontsize=7)
+                ax.set_title(names[i][-8:], fontsize=7)
         axes[r, 0].set_ylabel(label, fontsize=6, rotation=0, ha="right", va="center")
     fig.suptitle(f"{dataset}: what each attack recovered", fontsize=10)
     fig.tight_layout()
@@ -159,7 +161,7 @@ def overrepresented(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
     others (a raw best SSIM would favour it for having more training images to be close to)."""
     special = _overrepresented_identity(cells)
     if not special:
-        return None, "no dataset with an over-represented identity (synthfaces: overrepresent > 1)"
+        return None, "no dataset with an over-represented identity (e.g. synthfaces: overrepresent > 1)"
     data = metrics[metrics["cell_id"].isin(special) & metrics["metric"].isin(["acc@1", "knn_dist", "ssim_margin"])
                    & (metrics["target_class"] != "all")]
     data = data.assign(identity=np.where(data["target_class"] == data["cell_id"].map(special).astype(str),
@@ -173,12 +175,11 @@ def overrepresented(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
 
 
 def _overrepresented_identity(cells: pd.DataFrame) -> dict[str, int]:
-    out = {}
-    for cid, params in zip(cells["cell_id"], cells["params"]):
-        p = json.loads(params)["dataset"]
-        if p["name"] == "synthfaces" and p["params"].get("overrepresent", 1) > 1:
-            out[cid] = int(p["params"]["overrepresented_identity"])
-    return out
+    """Cells whose dataset over-represents one identity (recorded from the dataset's metadata)."""
+    if "overrepresented_identity" not in cells:
+        return {}
+    special = cells.dropna(subset=["overrepresented_identity"])
+    return {cid: int(k) for cid, k in zip(special["cell_id"], special["overrepresented_identity"])}
 
 
 def judge_caption(cells: pd.DataFrame, dataset: str) -> str:

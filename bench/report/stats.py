@@ -16,7 +16,9 @@ from scipy import stats
 MIN_SEEDS = 3
 NA_REASON = f"n/a: an interval needs at least {MIN_SEEDS} seeds"
 SEEDS_NOTE = (f"Means over seeds (each seed's mean over identities first) ± the half-width of a 95 % Student-t "
-              f"interval over seeds; n/a with fewer than {MIN_SEEDS} seeds.")
+              f"interval over seeds; n/a with fewer than {MIN_SEEDS} seeds. A seed varies the target's initialisation "
+              "and minibatch order (and DP-SGD's noise), the attack's randomness, the stochastic defenses and the "
+              "guards, each from its own stream; the data split and the judge are fixed per dataset.")
 
 
 def mean_ci(values: pd.Series | np.ndarray) -> tuple[float, float]:

@@ -30,7 +30,7 @@ from bench.config import load_config, parse_entry  # noqa: E402
 from bench.data.digits import Digits  # noqa: E402
 from bench.data.synthfaces import SynthFaces, sample_identities  # noqa: E402
 from bench.experiment import build_oracle, prepare, setup, trace_table  # noqa: E402
-from bench.models.training import Recipe, build, fit  # noqa: E402
+from bench.models.training import TrainingPlan, build, fit  # noqa: E402
 from bench.runner import run_grid  # noqa: E402
 
 COMPUTE_CELL_MARKERS = ("ex.load_data", "ex.train_target", "ex.train_evaluator", "ex.run_cell")
@@ -114,12 +114,12 @@ def _holds_from(trace: pd.DataFrame, goal: float) -> float:
 def dp_sgd_ratio(epochs: int = 5) -> dict[str, float]:
     """The default target (cnn) on digits' private training set, plain against DP-SGD at epsilon 8."""
     splits = Digits().load()
-    base = Recipe(epochs=epochs, lr=1e-3, batch_size=32)
+    plan = TrainingPlan(epochs=epochs, lr=1e-3, batch_size=32)
     seconds = {}
-    for name, recipe in (("plain", base), ("dp_sgd", base.replace(dp_epsilon=8.0))):
-        net = build("cnn", splits.meta.shape, splits.meta.num_classes, seed=0)
+    for name, hooks in (("plain", []), ("dp_sgd", [parse_entry({"dp-sgd": {"epsilon": 8}}, "defense", "perf").build()])):
+        net = build("cnn", splits.meta.shape, splits.meta.num_classes, seed=0, hooks=hooks)
         start = time.perf_counter()
-        fit(net, splits.private_train, recipe, seed=0, desc=name)
+        fit(net, splits.private_train, plan, seed=0, desc=name, hooks=hooks)
         seconds[name] = time.perf_counter() - start
     return {**seconds, "ratio": seconds["dp_sgd"] / seconds["plain"]}
 
