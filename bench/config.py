@@ -53,6 +53,11 @@ class EvaluatorSpec(LoopSpec):
     can spare the images."""
 
     data: str = param("auto", help="the judge's training images", choices=("auto", *EVALUATOR_PROTOCOLS))
+    augment: str = param("auto", help="identity-preserving augmentation and weight averaging (auto: where the "
+                                      "dataset keeps identities under them, e.g. faces, not digits)",
+                         choices=("auto", "true", "false"))
+    steps: int = param(600, help="at least this many optimiser steps: a small folder trains for more epochs", low=1)
+    batch_size: int = param(16, help="minibatch size (small batches measured best for judges of few photos)", low=1)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import os
 import traceback
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from bench.defenses.base import Defense, Stage
 from bench.metrics import reconstruction_rows, scalar_rows
 from bench.metrics.identification import top_k_hits
 from bench.models import EVALUATOR_MODEL, ArtifactCache, Classifier, TrainedModel, TrainingPlan, accuracy, build, fit
+from bench.models.judge import JudgeTraining
 from bench.models.training import plan_for
 from bench.oracle import Oracle, ThreatModel
 from bench.provenance import code_fingerprint, code_version
@@ -129,13 +131,19 @@ def train_evaluator(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> 
     """
     cell = job.first
     spec = cell.evaluator
-    protocol = cell.dataset.build().evaluator_protocol(spec.data)
+    dataset = cell.dataset.build()
+    protocol = dataset.evaluator_protocol(spec.data)
     seed = EVALUATOR_SEED
 
+    images = splits.evaluator_train(protocol)
+    augment = spec.augment == "true" or (spec.augment == "auto" and dataset.judge_augmentation)
+    batches_per_epoch = math.ceil(len(images) / spec.batch_size)
+    plan = TrainingPlan.from_spec(spec).replace(epochs=max(spec.epochs, math.ceil(spec.steps / batches_per_epoch)))
+
     def train(model: Classifier) -> dict[str, Any]:
-        info = fit(model, splits.evaluator_train(protocol), TrainingPlan.from_spec(spec), seed=seed,
-                   desc=f"evaluator {EVALUATOR_MODEL} ({protocol})")
-        return {**info, "arch": EVALUATOR_MODEL, "evaluator_data": protocol,
+        info = fit(model, images, plan, seed=seed, desc=f"evaluator {EVALUATOR_MODEL} ({protocol})",
+                   hooks=[JudgeTraining()] if augment else [])
+        return {**info, "arch": EVALUATOR_MODEL, "evaluator_data": protocol, "epochs": plan.epochs, "augment": augment,
                 "evaluator_acc": accuracy(model, splits.private_test),
                 "evaluator_mean_acc": accuracy(model, splits.class_means())}
 

@@ -58,3 +58,39 @@ def test_two_processes_asking_at_once_train_once(tmp_path):
         p.join(60)
         assert p.exitcode == 0
     assert len(list(counter.iterdir())) == 1
+
+
+def test_identity_augmentation_keeps_labels_shape_range_and_mixes_within_an_identity():
+    from bench.models.augment import AugmentSpec, identity_augment
+
+    # identity k: constant images of brightness k/4 — a mix across identities would show another level
+    y = torch.arange(4).repeat_interleave(8)
+    x = (y.float() / 4).view(-1, 1, 1, 1).expand(-1, 1, 8, 8).clone()
+    only_mix = AugmentSpec(shift=0, rotate=0, scale=0, flip=False, brightness=0, contrast=0, gradient=0, mix=0.5)
+    out, labels = identity_augment(x, y, torch.Generator().manual_seed(0), only_mix)
+    assert torch.equal(labels, y) and torch.allclose(out, x)  # mixing photos of one identity only
+    g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    full, _ = identity_augment(torch.rand(32, 1, 8, 8), y, g(), AugmentSpec())
+    again, _ = identity_augment(torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(5)), y, g(), AugmentSpec())
+    assert full.shape == (32, 1, 8, 8) and 0 <= full.min() and full.max() <= 1
+    first, _ = identity_augment(torch.ones(4, 1, 8, 8) * 0.5, y[:4], g(), AugmentSpec())
+    second, _ = identity_augment(torch.ones(4, 1, 8, 8) * 0.5, y[:4], g(), AugmentSpec())
+    assert torch.equal(first, second) and not torch.equal(again, full)  # deterministic for a generator
+
+
+def test_judge_training_judges_with_the_average_of_its_weights(digits):
+    from bench.models.augment import AugmentSpec
+    from bench.models.judge import JudgeTraining
+    from bench.models.training import TrainingPlan, accuracy, build, fit
+
+    plan = TrainingPlan(epochs=6, lr=2e-3, batch_size=32)
+    still = AugmentSpec(shift=0, rotate=0, scale=0, flip=False, brightness=0, contrast=0, gradient=0, mix=0)
+    plain = build("resnet", digits.meta.shape, 10, seed=1)
+    fit(plain, digits.evaluator_train("disjoint"), plan, seed=1, desc="plain judge")
+    hook = JudgeTraining(still)
+    judge = build("resnet", digits.meta.shape, 10, seed=1)
+    info = fit(judge, digits.evaluator_train("disjoint"), plan, seed=1, desc="judge", hooks=[hook])
+    assert info["judge_weight_average"] == 0.998 and info["judge_augment"]["mix"] == 0
+    assert all(torch.equal(judge.state_dict()[k], hook._average[k]) for k in hook._average)  # judges with the average
+    assert not torch.equal(judge.state_dict()["head.weight"], plain.state_dict()["head.weight"])
+    assert accuracy(judge, digits.private_test) > 0.8  # the warm-up keeps a short training from averaging in its init

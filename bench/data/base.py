@@ -99,6 +99,9 @@ class Dataset:
     judge_data: ClassVar[str] = "private-train only (the dataset spares no images)"
     # parameters left out of the dataset's label in tables and file names
     unlabelled: ClassVar[tuple[str, ...]] = ()
+    # whether shifts, flips, lighting and same-identity mixing keep an identity (faces: yes;
+    # 8×8 digits: a flip or shift can change the class, and the judge measured worse with them)
+    judge_augmentation: ClassVar[bool] = True
 
     @dataclass(frozen=True)
     class Params:

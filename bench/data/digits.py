@@ -25,6 +25,7 @@ class Digits(Dataset):
     """
 
     judge_data = "disjoint (default: the samples left over by the split) or private-train"
+    judge_augmentation = False
 
     @dataclass(frozen=True)
     class Params:

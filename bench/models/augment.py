@@ -18,14 +18,16 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class AugmentSpec:
-    """Ranges of the random transforms; each draw is uniform in ``[-range, range]``."""
+    """Ranges of the random transforms, drawn uniformly per image. The defaults are the ones
+    measured best for face judges (Yale, SynthFaces); 8×8 digits are better without any."""
 
-    shift: float = 0.1  # translation, as a fraction of the image side
-    rotate: float = 10.0  # rotation, degrees
-    scale: float = 0.1  # zoom factor within [1 - scale, 1 + scale]
+    shift: float = 0.05  # translation, as a fraction of the image side
+    rotate: float = 5.0  # rotation, degrees
+    scale: float = 0.05  # zoom factor within [1 - scale, 1 + scale]
     flip: bool = True  # mirror half the images left-right (faces are near symmetric)
     brightness: float = 0.15  # added intensity offset
     contrast: float = 0.2  # contrast factor within [1 - contrast, 1 + contrast], about each image's mean
+    gradient: float = 0.6  # linear lighting ramp up to this strength, random direction (side-lit photos)
     mix: float = 0.5  # weight of a second image of the same identity, within [0, mix]
 
 
@@ -43,11 +45,22 @@ def identity_augment(x: Tensor, y: Tensor, g: torch.Generator, spec: AugmentSpec
         c = 1 + spec.contrast * _symmetric(g, n).view(n, 1, 1, 1)
         b = spec.brightness * _symmetric(g, n).view(n, 1, 1, 1)
         x = (x - mean) * c + mean + b
+    if spec.gradient > 0:
+        x = x * _lighting_ramp(x, g, spec.gradient)
     return x.clamp(0, 1), y
 
 
 def _symmetric(g: torch.Generator, n: int) -> Tensor:
     return 2 * torch.rand(n, generator=g) - 1
+
+
+def _lighting_ramp(x: Tensor, g: torch.Generator, strength: float) -> Tensor:
+    """A factor ``1 + s * (cos a * u + sin a * v)`` over grid coordinates: light from one side."""
+    n, _, h, w = x.shape
+    a = 2 * math.pi * torch.rand(n, generator=g).view(n, 1, 1, 1)
+    s = strength * torch.rand(n, generator=g).view(n, 1, 1, 1)
+    v, u = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    return 1 + s * (torch.cos(a) * u + torch.sin(a) * v)
 
 
 def _mix_same_label(x: Tensor, y: Tensor, g: torch.Generator, mix: float) -> Tensor:

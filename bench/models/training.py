@@ -95,6 +95,10 @@ class TrainingHook:
         """An extra loss term from the batch, its features and logits."""
         return None
 
+    def transform_batch(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """A minibatch before the forward pass (e.g. augmented)."""
+        return x, y
+
     def wrap(self, model: nn.Module, optimizer: torch.optim.Optimizer, loader: Loader, train: Split,
              context: TrainingContext) -> tuple[nn.Module, torch.optim.Optimizer, Loader]:
         """Wrap model, optimiser and loader (e.g. DP-SGD's per-sample clipping and noise)."""
@@ -158,6 +162,8 @@ def fit(net: Classifier, train: Split, plan: TrainingPlan, seed: int, desc: str,
         for x, y in loader:
             if len(x) == 0:  # Poisson sampling (DP-SGD) can draw an empty batch
                 continue
+            for hook in hooks:
+                x, y = hook.transform_batch(x, y)
             optimizer.zero_grad()
             loss = _loss(net, x, y, hooks)
             loss.backward()
