@@ -143,7 +143,7 @@ def train_evaluator(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> 
     def train(model: Classifier) -> dict[str, Any]:
         info = fit(model, images, plan, seed=seed, desc=f"evaluator {EVALUATOR_MODEL} ({protocol})",
                    hooks=[JudgeTraining()] if augment else [])
-        return {**info, "arch": EVALUATOR_MODEL, "evaluator_data": protocol, "epochs": plan.epochs, "augment": augment,
+        return {**info, "arch": EVALUATOR_MODEL, "evaluator_data": protocol, "epochs": plan.epochs,
                 "evaluator_acc": accuracy(model, splits.private_test),
                 "evaluator_mean_acc": accuracy(model, splits.class_means())}
 

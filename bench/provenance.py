@@ -41,10 +41,11 @@ def code_version() -> str:
 
 @lru_cache(maxsize=None)
 def code_fingerprint(*parts: str) -> str:
-    """Hash of the package's Python sources and notebooks (or only of ``parts``, paths under ``bench/``)."""
+    """Hash of the package's Python sources and notebooks (or only of ``parts``, paths under ``bench/``);
+    shipped grid configs are left out: a config changes which cells exist, not what a cell computes."""
     roots = [PACKAGE_ROOT / p for p in parts] if parts else [PACKAGE_ROOT]
     files = sorted(f for root in roots for f in ([root] if root.is_file() else root.rglob("*"))
-                   if f.suffix in (".py", ".ipynb", ".yaml") and "__pycache__" not in f.parts)
+                   if f.suffix in (".py", ".ipynb") and "__pycache__" not in f.parts)
     digest = hashlib.sha256()
     for f in files:
         digest.update(str(f.relative_to(PACKAGE_ROOT)).encode() + b"\0" + f.read_bytes() + b"\0")

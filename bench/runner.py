@@ -13,7 +13,6 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,11 @@ from tqdm import tqdm
 
 from bench.config import GridConfig, JobSpec
 from bench.errors import ConfigError
+from bench.execute import execute_notebook
 from bench.executors import run_dask, run_local
 from bench.provenance import code_fingerprint, code_version, package_versions
 from bench.registry import load_plugin_files
-from bench.results import ResultsDir, atomic_write_json, stderr_to
+from bench.results import ResultsDir, atomic_write_json
 
 KERNEL_NAME = "sieve"
 
@@ -51,10 +51,6 @@ class RunSummary:
         return not self.failed
 
 
-def notebook_path() -> Path:
-    return Path(str(resources.files("bench") / "notebooks" / "experiment.ipynb"))
-
-
 def kernel_name() -> str:
     """The registered ``sieve`` kernel (``make`` installs it), else this interpreter's ``python3``."""
     from jupyter_client.kernelspec import KernelSpecManager
@@ -65,32 +61,23 @@ def kernel_name() -> str:
 def execute_job(job_json: str, job_id: str, results_dir: str, cache_dir: str, plugins: list[str],
                 kernel: str, keep_stale: bool = False) -> JobRun:
     """Run one job's notebook with papermill in this process; the executed notebook is kept even on failure."""
-    import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the kernel, whatever started this worker
     load_plugin_files(plugins)  # this worker parses the job's specs too (to record failures)
     results = ResultsDir(results_dir)
     out = results.job_dir(job_id) / "experiment.ipynb"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".experiment.{os.getpid()}.tmp.ipynb")
     start = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat()
     error = None
     try:
-        with stderr_to(out.with_name("kernel.log")):  # the kernel's own log lines, not the user's terminal
-            pm.execute_notebook(
-                str(notebook_path()), str(tmp), kernel_name=kernel, progress_bar=False, log_output=False,
-                parameters={"job_json": job_json, "results_dir": str(Path(results_dir).resolve()),
-                            "cache_dir": str(Path(cache_dir).resolve()), "plugins": plugins, "keep_stale": keep_stale},
-            )
+        execute_notebook("experiment", out, kernel, log=out.with_name("kernel.log"), parameters={
+            "job_json": job_json, "results_dir": str(Path(results_dir).resolve()),
+            "cache_dir": str(Path(cache_dir).resolve()), "plugins": plugins, "keep_stale": keep_stale})
     except PapermillExecutionError as exc:
         error = f"{exc.ename}: {exc.evalue}"
     except Exception as exc:  # kernel died, notebook missing: the job fails, the grid goes on
         error = f"{type(exc).__name__}: {exc}"
-    finally:
-        if tmp.exists():
-            os.replace(tmp, out)
     if error is not None:
         current = None if keep_stale else code_fingerprint()
         _record_unfinished_failed(JobSpec.from_json(json.loads(job_json)), results, error, out, started, current)

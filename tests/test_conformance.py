@@ -50,25 +50,23 @@ def test_conformance_catches_a_nondeterministic_attack():
         ATTACKS._classes.pop("sloppy-test-only")
 
 
-def test_the_readme_attack_example_conforms(tmp_path):
+def readme_plugin(tmp_path, marker: str) -> None:
+    """Load the README's example plugin that starts with the comment ``marker`` (e.g. ``# my_attack.py``)."""
     from pathlib import Path
 
     from bench.registry import load_plugin_file
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    code = readme.split("# my_attack.py\n", 1)[1].split("```", 1)[0]
-    (tmp_path / "my_attack.py").write_text(code)
-    load_plugin_file(tmp_path / "my_attack.py")
+    code = readme.split(f"{marker}\n", 1)[1].split("```", 1)[0]
+    (tmp_path / marker[2:]).write_text(code)
+    load_plugin_file(tmp_path / marker[2:])
+
+
+def test_the_readme_attack_example_conforms(tmp_path):
+    readme_plugin(tmp_path, "# my_attack.py")
     check_attack("random-guess", {"budget": 50})
 
 
 def test_the_readme_training_defense_example_conforms(tmp_path):
-    from pathlib import Path
-
-    from bench.registry import load_plugin_file
-
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    code = readme.split("# my_defense.py\n", 1)[1].split("```", 1)[0]
-    (tmp_path / "my_defense.py").write_text(code)
-    load_plugin_file(tmp_path / "my_defense.py")
+    readme_plugin(tmp_path, "# my_defense.py")
     check_defense("logit-penalty", {"weight": 0.1})

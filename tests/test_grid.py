@@ -77,11 +77,15 @@ def test_smoke_grid_writes_the_design_layout(smoke):
     assert not list(smoke.rglob("*.tmp*"))
 
 
+def copy_of(smoke, root):
+    """The smoke grid and its artifact cache copied under ``root``; its cells table."""
+    shutil.copytree(smoke, root / "smoke")
+    shutil.copytree(smoke.parent / ".cache", root / ".cache")
+    return root / "smoke", pd.read_parquet(root / "smoke" / "tables" / "cells.parquet").set_index("cell_id")
+
+
 def test_resume_reruns_only_the_deleted_cell(smoke, tmp_path):
-    grid = tmp_path / "smoke"
-    shutil.copytree(smoke, grid)
-    shutil.copytree(smoke.parent / ".cache", tmp_path / ".cache")
-    before = pd.read_parquet(grid / "tables" / "cells.parquet").set_index("cell_id")
+    grid, before = copy_of(smoke, tmp_path)
     victim = before.index[0]
     (grid / "cells" / victim / "record.json").unlink()
     assert main(["run", "smoke", "--results", str(tmp_path), "--no-progress"]) == 0
@@ -99,10 +103,7 @@ def test_resume_reruns_only_the_deleted_cell(smoke, tmp_path):
 
 
 def test_cells_another_code_version_wrote_are_rerun_unless_kept(smoke, tmp_path):
-    grid = tmp_path / "smoke"
-    shutil.copytree(smoke, grid)
-    shutil.copytree(smoke.parent / ".cache", tmp_path / ".cache")
-    before = pd.read_parquet(grid / "tables" / "cells.parquet").set_index("cell_id")
+    grid, before = copy_of(smoke, tmp_path)
     stale = before.index[0]
     path = grid / "cells" / stale / "record.json"
     record = json.loads(path.read_text())

@@ -20,20 +20,22 @@ def test_attacks_import_nothing_from_models_metrics_or_data():
     assert "2 kept, 0 broken" in result.stdout
 
 
-def test_a_cheating_attack_breaks_the_contract(tmp_path):
+def lint_with(tmp_path: Path, module: str, source: str) -> subprocess.CompletedProcess:
+    """Lint a copy of the package with one more module, e.g. ``attacks/cheat.py``."""
     shutil.copytree(ROOT / "bench", tmp_path / "bench", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    (tmp_path / "bench" / "attacks" / "cheat.py").write_text("from bench.metrics.identification import top_k_hits\n")
-    result = lint(tmp_path)
+    (tmp_path / "bench" / module).write_text(source)
+    return lint(tmp_path)
+
+
+def test_a_cheating_attack_breaks_the_contract(tmp_path):
+    result = lint_with(tmp_path, "attacks/cheat.py", "from bench.metrics.identification import top_k_hits\n")
     assert result.returncode != 0
     assert "bench.attacks.cheat -> bench.metrics.identification" in result.stdout
 
 
 def test_the_training_loop_importing_a_defense_breaks_the_contract(tmp_path):
-    shutil.copytree(ROOT / "bench", tmp_path / "bench", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    (tmp_path / "bench" / "models" / "shortcut.py").write_text("from bench.defenses.training import DPSGD\n")
-    result = lint(tmp_path)
+    result = lint_with(tmp_path, "models/shortcut.py", "from bench.defenses.training import DPSGD\n")
     assert result.returncode != 0
     assert "bench.models.shortcut -> bench.defenses.training" in result.stdout
 

@@ -72,7 +72,6 @@ class TrainingHook:
     ``incompatible_with`` names hooks this one cannot be stacked with (the config refuses the pair).
     """
 
-    name: ClassVar[str] = "hook"
     incompatible_with: ClassVar[tuple[str, ...]] = ()
 
     def configure(self, plan: TrainingPlan) -> TrainingPlan:

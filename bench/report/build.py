@@ -4,16 +4,15 @@ tables, then exported to a self-contained ``report.html`` (figures embedded)."""
 from __future__ import annotations
 
 import io
-import os
 import re
-from importlib import resources
 from pathlib import Path
 
 from IPython.display import Image, display
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
-from bench.results import atomic_write_bytes, stderr_to
+from bench.execute import execute_notebook
+from bench.results import atomic_write_bytes
 
 
 def emit(drawn: tuple[Figure | None, str | None], results_dir: str | Path, name: str) -> None:
@@ -33,20 +32,11 @@ def emit(drawn: tuple[Figure | None, str | None], results_dir: str | Path, name:
 def build_report(results_dir: str | Path, kernel: str) -> Path:
     """Execute the report notebook into ``<results_dir>/report.ipynb`` and export ``report.html``."""
     import nbformat
-    import papermill as pm
     from nbconvert import HTMLExporter
 
     root = Path(results_dir).resolve()
-    notebook = Path(str(resources.files("bench") / "notebooks" / "report.ipynb"))
     out = root / "report.ipynb"
-    tmp = root / f".report.{os.getpid()}.tmp.ipynb"
-    try:
-        with stderr_to(root / "report.log"):
-            pm.execute_notebook(str(notebook), str(tmp), parameters={"results_dir": str(root)}, kernel_name=kernel,
-                                progress_bar=False, log_output=False)
-    finally:
-        if tmp.exists():
-            os.replace(tmp, out)
+    execute_notebook("report", out, kernel, {"results_dir": str(root)}, log=root / "report.log")
     exporter = HTMLExporter(template_name="lab")
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True
