@@ -36,7 +36,7 @@ from bench.models import EVALUATOR_MODEL, ArtifactCache, Classifier, TrainedMode
 from bench.models.judge import JudgeTraining
 from bench.models.training import plan_for
 from bench.oracle import Oracle, ThreatModel
-from bench.provenance import code_fingerprint, code_version
+from bench.provenance import code_fingerprint, code_version, required_fingerprint
 from bench.registry import load_plugin_files
 from bench.report.gallery import reconstruction_grid
 from bench.results import ResultsDir, atomic_write_bytes, atomic_write_parquet
@@ -217,7 +217,7 @@ def defense_notes(cell: CellSpec) -> dict[str, Any]:
 def pending_cells(job: JobSpec, results_dir: str | Path, keep_stale: bool = False) -> list[CellSpec]:
     """Cells not yet complete, or written by another code version (unless ``keep_stale``)."""
     results = ResultsDir(results_dir)
-    current = None if keep_stale else code_fingerprint()
+    current = required_fingerprint(keep_stale)
     return [c for c in job.cells if not results.is_complete(c.cell_id, current)]
 
 

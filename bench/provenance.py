@@ -52,6 +52,11 @@ def code_fingerprint(*parts: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def required_fingerprint(keep_stale: bool) -> str | None:
+    """The fingerprint a complete cell must carry to be skipped on resume (None: any, with ``--keep-stale``)."""
+    return None if keep_stale else code_fingerprint()
+
+
 @lru_cache(maxsize=1)
 def package_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}

@@ -22,7 +22,7 @@ from bench.config import GridConfig, JobSpec
 from bench.errors import ConfigError
 from bench.execute import execute_notebook
 from bench.executors import run_dask, run_local
-from bench.provenance import code_fingerprint, code_version, package_versions
+from bench.provenance import code_fingerprint, code_version, package_versions, required_fingerprint
 from bench.registry import load_plugin_files
 from bench.results import ResultsDir, atomic_write_json
 
@@ -79,7 +79,7 @@ def execute_job(job_json: str, job_id: str, results_dir: str, cache_dir: str, pl
     except Exception as exc:  # kernel died, notebook missing: the job fails, the grid goes on
         error = f"{type(exc).__name__}: {exc}"
     if error is not None:
-        current = None if keep_stale else code_fingerprint()
+        current = required_fingerprint(keep_stale)
         _record_unfinished_failed(JobSpec.from_json(json.loads(job_json)), results, error, out, started, current)
     return JobRun(job_id, time.perf_counter() - start, error, str(out))
 
@@ -106,7 +106,7 @@ def run_grid(
     results.remove_stale_temporaries()
     cell_ids = [c.cell_id for c in cells]
     jobs = config.jobs(cells)
-    current = None if keep_stale else code_fingerprint()
+    current = required_fingerprint(keep_stale)
     complete = lambda cid: results.is_complete(cid, current)  # noqa: E731
     todo = [j for j in jobs if any(not complete(c.cell_id) for c in j.cells)]
     todo.sort(key=lambda j: -len(j.cells))  # longest jobs first: the last job to start ends the grid

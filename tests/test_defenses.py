@@ -10,6 +10,7 @@ from bench.data.base import Split
 from bench.defenses.base import Stage
 from bench.defenses.training import smoothed_cross_entropy
 from bench.errors import ConfigError, DataError
+from bench.models.architectures import Classifier
 from bench.models.training import TrainingPlan, accuracy, build, fit
 from bench.registry import DEFENSES
 
@@ -183,9 +184,6 @@ def test_transfer_freezes_the_layers_it_learned_on_public_data(digits):
     ref = build("mlp", digits.meta.shape, 10, seed=0)
     first = [n for n, _ in net.features.named_parameters()][0]
     pretrained = build("mlp", digits.meta.shape, 10, seed=0)
-    from bench.models.architectures import Classifier
-    from bench.models.training import ShuffledBatches  # noqa: F401  (the loop the pretraining uses)
-
     fit(Classifier(pretrained.features, pretrained.head.in_features, 10), digits.public,
         TrainingPlan(epochs=2, lr=2e-3, batch_size=64), seed=0, desc="pretrain")
     layer1 = dict(net.features.named_parameters())

@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from bench.report.stats import t_interval  # noqa: E402
+from bench.report.stats import mean_ci, t_interval  # noqa: E402
 from bench.results import ResultsDir  # noqa: E402
 
 Drawn = tuple[Figure | None, str | None]
@@ -193,5 +193,4 @@ def judge_caption(cells: pd.DataFrame, dataset: str) -> str:
 
 
 def _half(values: pd.Series) -> float:
-    low, high = t_interval(values.to_numpy())
-    return (high - low) / 2
+    return mean_ci(values)[1]
