@@ -136,6 +136,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
             extra.append(f"also {cls.least_access.value}")
         if getattr(cls, "needs_public_data", False):
             extra.append("needs public data")
+        if getattr(cls, "needs_prior", False):
+            extra.append("searches the generator prior")
         doc = first_sentence(cls.__doc__ or "")
         print(f"{name}  [{'; '.join(extra)}]" if extra else name)
         if doc:

@@ -26,7 +26,7 @@ from bench.models.architectures import TARGET_MODELS
 from bench.params import as_dict, param, parse_params
 from bench.registry import ATTACKS, DATASETS, DEFENSES, Registry
 
-TOP_LEVEL_KEYS = ("name", "seeds", "datasets", "target", "evaluator", "defenses", "attacks")
+TOP_LEVEL_KEYS = ("name", "seeds", "datasets", "target", "evaluator", "prior", "defenses", "attacks")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,18 @@ class EvaluatorSpec(LoopSpec):
                          choices=("auto", "true", "false"))
     steps: int = param(600, help="at least this many optimiser steps: a small folder trains for more epochs", low=1)
     batch_size: int = param(16, help="minibatch size (small batches measured best for judges of few photos)", low=1)
+
+
+@dataclass(frozen=True)
+class PriorSpec:
+    """How the attacker's generator prior is trained on the public split (the config's ``prior:``
+    mapping): once per dataset, cached, and only for grids with an attack that searches it."""
+
+    steps: int = param(2000, help="GAN training steps (each: one discriminator and one generator update)", low=1)
+    latent_dim: int = param(64, help="latent dimensions", low=1)
+    width: int = param(32, help="channels of the generator's last stage (doubling per stage toward the seed)", low=2)
+    batch_size: int = param(64, help="minibatch size", low=1)
+    lr: float = param(2e-4, help="Adam step size of both networks", low=0, low_open=True)
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,7 @@ class CellSpec:
     seed: int
     target: TrainSpec
     evaluator: EvaluatorSpec
+    prior: PriorSpec = PriorSpec()
 
     @property
     def defense_label(self) -> str:
@@ -135,6 +148,7 @@ class CellSpec:
             "seed": self.seed,
             "target": dataclasses.asdict(self.target),
             "evaluator": dataclasses.asdict(self.evaluator),
+            **({"prior": dataclasses.asdict(self.prior)} if self.attack.build().uses_prior() else {}),
         }
 
     def labels(self) -> dict[str, Any]:
@@ -158,6 +172,7 @@ class CellSpec:
             seed=int(blob["seed"]),
             target=parse_params(TrainSpec, blob["target"], "target"),
             evaluator=parse_params(EvaluatorSpec, blob["evaluator"], "evaluator"),
+            prior=parse_params(PriorSpec, blob.get("prior"), "prior"),
         )
 
 
@@ -196,13 +211,14 @@ class GridConfig:
     datasets: tuple[PluginSpec, ...]
     target: TrainSpec
     evaluator: EvaluatorSpec
+    prior: PriorSpec
     defenses: tuple[tuple[PluginSpec, ...], ...]
     attacks: tuple[PluginSpec, ...]
     raw: dict[str, Any] = field(compare=False, repr=False)
 
     def cells(self) -> list[CellSpec]:
         return [
-            CellSpec(d, stack, a, s, self.target, self.evaluator)
+            CellSpec(d, stack, a, s, self.target, self.evaluator, self.prior)
             for d in self.datasets for s in self.seeds for stack in self.defenses for a in self.attacks
         ]
 
@@ -278,6 +294,7 @@ def parse_config(raw: Any, default_name: str = "grid") -> GridConfig:
         datasets=datasets,
         target=parse_params(TrainSpec, raw.get("target"), "target"),
         evaluator=evaluator,
+        prior=parse_params(PriorSpec, raw.get("prior"), "prior"),
         defenses=stacks,
         attacks=attacks,
         raw=raw,

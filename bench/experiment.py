@@ -27,22 +27,25 @@ import torch
 from torch import Tensor
 
 from bench.attacks.base import Attack, AttackRefused, AttackResult
+from bench.attacks.latent import GenerativePrior
 from bench.config import CellSpec, JobSpec
 from bench.data.base import DataSplits
 from bench.defenses.base import Defense, Stage
-from bench.metrics import reconstruction_rows, scalar_rows
+from bench.metrics import extra_rows, reconstruction_rows, scalar_rows
 from bench.metrics.identification import top_k_hits
 from bench.models import EVALUATOR_MODEL, ArtifactCache, Classifier, TrainedModel, TrainingPlan, accuracy, build, fit
+from bench.models.generative import GanPrior, PriorPlan, train_gan
 from bench.models.judge import JudgeTraining
 from bench.models.training import plan_for
 from bench.oracle import Oracle, ThreatModel
 from bench.provenance import code_fingerprint, code_version, required_fingerprint
 from bench.registry import load_plugin_files
-from bench.report.gallery import reconstruction_grid
+from bench.report.gallery import reconstruction_grid, sample_sheet
 from bench.results import ResultsDir, atomic_write_bytes, atomic_write_parquet
 from bench.seeds import generator, stream_seed
 
 EVALUATOR_SEED = 10_000  # one judge per dataset for the whole grid, never a target's seed
+PRIOR_SEED = 20_000  # one generator prior per dataset, like the judge
 
 
 @dataclass
@@ -53,6 +56,7 @@ class JobContext:
     splits: DataSplits
     target: TrainedModel
     evaluator: TrainedModel
+    prior: TrainedModel[GanPrior] | None = None  # the generator prior, when a cell of the job searches it
 
     @property
     def utility(self) -> dict[str, float]:
@@ -153,9 +157,40 @@ def train_evaluator(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> 
     return ArtifactCache(cache_dir).get_or_train(key, make, train)
 
 
+def train_prior(cells: list[CellSpec], splits: DataSplits, cache_dir: str | Path) -> TrainedModel[GanPrior] | None:
+    """The attacker's generator prior, if any of ``cells`` searches one: a GAN trained on the
+    public split alone (it is never handed private images), once per dataset and cached. A
+    generator that failed to train is kept with ``info['failure']``: its cells are refused."""
+    users = [c for c in cells if c.attack.build().uses_prior()]
+    if not users:
+        return None
+    cell = users[0]
+    spec = cell.prior
+    plan = PriorPlan(spec.steps, spec.latent_dim, spec.batch_size, spec.lr, spec.width)
+    public = splits.public.x
+    key = {"kind": "prior", "dataset": cell.dataset.to_json(), "prior": dataclasses.asdict(spec), "seed": PRIOR_SEED}
+    make = lambda: GanPrior(splits.meta.shape, spec.latent_dim, spec.width)  # noqa: E731
+    trained = ArtifactCache(cache_dir).get_or_train(
+        key, make, lambda prior: train_gan(prior, public, plan, PRIOR_SEED, desc="generator prior"))
+    trained.model.freeze()
+    return trained
+
+
 def prepare(job: JobSpec, cache_dir: str | Path) -> JobContext:
     splits = load_data(job)
-    return JobContext(job, splits, train_target(job, splits, cache_dir), train_evaluator(job, splits, cache_dir))
+    return JobContext(job, splits, train_target(job, splits, cache_dir), train_evaluator(job, splits, cache_dir),
+                      train_prior(list(job.cells), splits, cache_dir))
+
+
+def prior_for(ctx: JobContext, attack: Attack) -> GenerativePrior | None:
+    """The generator prior for ``attack``, None if it searches none; refuses if the prior failed."""
+    if not attack.uses_prior():
+        return None
+    if ctx.prior is None:
+        raise AttackRefused(f"attack '{attack.name}' searches a generator prior and the job trained none")
+    if ctx.prior.info.get("failure"):
+        raise AttackRefused(f"the generator prior failed to train: {ctx.prior.info['failure']}")
+    return ctx.prior.model
 
 
 def output_transforms(cell: CellSpec) -> list[Callable[[Tensor], Tensor]]:
@@ -254,12 +289,18 @@ def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOu
         attack = cell.attack.build()
         oracle = build_oracle(ctx, cell, attack)
         targets = torch.arange(ctx.splits.meta.num_classes)
-        result = attack.execute(oracle, targets, ctx.splits.public.x, seed=stream_seed(cell.seed, "attack"))
+        prior = prior_for(ctx, attack)
+        result = attack.execute(oracle, targets, ctx.splits.public.x, seed=stream_seed(cell.seed, "attack"),
+                                prior=prior)
         guarded = {k: v for guard in oracle.guards for k, v in guard.report().items()}
         rows = reconstruction_rows(result.reconstructions, targets, ctx.splits, ctx.evaluator.model)
+        rows += extra_rows(result.extras, targets, ctx.evaluator.model)
         rows += scalar_rows({"queries": result.queries, "attack_seconds": result.seconds, **utility, **guarded})
         trace = trace_table(result, targets, ctx.evaluator.model)
         _write_cell_files(out, labels, rows, result, trace, targets, ctx.splits)
+        if prior is not None:
+            atomic_write_bytes(out / "prior_samples.png", sample_sheet(prior.generate(
+                torch.randn(32, prior.latent_dim, generator=torch.Generator().manual_seed(PRIOR_SEED)))))
         record.update(status="done", error=None, queries=result.queries, attack_seconds=result.seconds,
                       blocked=result.blocked, **guarded,
                       **{m: _all_value(rows, m) for m in ("acc@1", "acc@5", "ssim", "ssim_mean", "knn_acc@1")})

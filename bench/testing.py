@@ -26,6 +26,7 @@ from bench.data.base import DataSplits, Split
 from bench.data.digits import Digits
 from bench.defenses.base import Stage
 from bench.models.architectures import Classifier
+from bench.models.generative import GanPrior, PriorPlan, train_gan
 from bench.models.training import TrainingPlan, build, fit
 from bench.oracle import Oracle, ThreatModel
 
@@ -42,6 +43,16 @@ def fixture() -> tuple[DataSplits, Classifier]:
     model = build("mlp", splits.meta.shape, splits.meta.num_classes, seed=0)
     fit(model, splits.private_train, TrainingPlan(epochs=5, lr=2e-3, batch_size=32), seed=0, desc="conformance target")
     return splits, model
+
+
+@lru_cache(maxsize=1)
+def prior_fixture() -> GanPrior:
+    """A small generator prior on the digits' public split (deterministic; a few seconds)."""
+    splits, _ = fixture()
+    prior = GanPrior(splits.meta.shape, latent_dim=16, width=16)
+    train_gan(prior, splits.public.x, PriorPlan(steps=150, latent_dim=16, batch_size=32, lr=2e-4, width=16), seed=0,
+              desc="conformance prior")
+    return prior
 
 
 def _oracle(model: Classifier, splits: DataSplits, threat: ThreatModel, budget: int | None) -> Oracle:
@@ -100,17 +111,18 @@ def check_attack(name: str, params: dict[str, Any] | None = None, seed: int = 0)
     """The attack's module reaches the target only through the oracle (no imports of models,
     metrics, data or the runner); shapes and range of reconstructions, determinism for a seed,
     exact budget accounting, and refusal — before any query — of an oracle weaker than the
-    attack's threat model."""
+    attack's threat model. An attack that searches a generator prior is handed a small one."""
     spec = parse_entry({name: params or {}}, "attack", f"conformance of attack '{name}'")
     chain = _off_limits_import(spec.cls.__module__)
     assert chain is None, f"{name}: imports past the oracle ({chain}); attacks may not use {', '.join(_OFF_LIMITS)}"
     splits, model = fixture()
     targets = torch.arange(splits.meta.num_classes)
+    prior = prior_fixture() if spec.build().uses_prior() else None
     runs = []
     for _ in range(2):
         attack = spec.build()
         oracle = _oracle(model, splits, attack.threat_model, attack.budget)
-        result = attack.execute(oracle, targets, splits.public.x, seed=seed)
+        result = attack.execute(oracle, targets, splits.public.x, seed=seed, prior=prior)
         assert result.reconstructions.shape == (len(targets), *splits.meta.shape), f"{name}: wrong shape"
         assert 0 <= float(result.reconstructions.min()) and float(result.reconstructions.max()) <= 1, f"{name}: range"
         assert result.queries == oracle.queries, f"{name}: result.queries differs from the oracle's count"
@@ -124,7 +136,7 @@ def check_attack(name: str, params: dict[str, Any] | None = None, seed: int = 0)
     if weaker is not None:
         oracle = _oracle(model, splits, weaker, attack.budget)
         try:
-            attack.execute(oracle, targets, splits.public.x, seed=seed)
+            attack.execute(oracle, targets, splits.public.x, seed=seed, prior=prior)
         except AttackRefused:
             assert oracle.queries == 0, f"{name}: queried before refusing"
         else:

@@ -35,3 +35,11 @@ def tiny_evaluator(digits: DataSplits) -> torch.nn.Module:
     net = build("resnet", digits.meta.shape, digits.meta.num_classes, seed=1)
     fit(net, digits.evaluator_train("disjoint"), TrainingPlan(epochs=6, lr=2e-3, batch_size=32), seed=1, desc="tiny evaluator")
     return net
+
+
+@pytest.fixture(scope="session")
+def tiny_prior() -> torch.nn.Module:
+    """The conformance check's small generator prior on the digits' public split."""
+    from bench.testing import prior_fixture
+
+    return prior_fixture()

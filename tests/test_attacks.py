@@ -14,6 +14,9 @@ TINY = {
     "inversion-net": {"budget": 40, "epochs": 60},
     "label-only": {"budget": 300, "points": 8},
     "public-lookalike": {"budget": 40},
+    "gmi": {"steps": 60, "restarts": 3},
+    "kedmi": {"steps": 150, "samples": 4},
+    "latent-nes": {"budget": 300},
 }
 
 STOPS_EARLY = {"label-only"}  # once every identity's sphere spans the whole search range
@@ -33,11 +36,12 @@ def test_every_builtin_attack_has_a_tiny_setting():
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
-def test_attack_runs_respects_budget_and_is_deterministic(name, tiny_target, tiny_evaluator, digits):
+def test_attack_runs_respects_budget_and_is_deterministic(name, tiny_target, tiny_evaluator, digits, tiny_prior):
     targets = torch.arange(10)
     a = make(name)
     o = oracle_for(a, tiny_target)
-    r = a.execute(o, targets, digits.public.x, seed=3)
+    prior = tiny_prior if a.uses_prior() else None
+    r = a.execute(o, targets, digits.public.x, seed=3, prior=prior)
     assert r.reconstructions.shape == (10, 1, 8, 8)
     assert 0 <= r.reconstructions.min() and r.reconstructions.max() <= 1
     assert r.queries == o.queries > 0 and r.seconds > 0 and r.checkpoints
@@ -46,7 +50,7 @@ def test_attack_runs_respects_budget_and_is_deterministic(name, tiny_target, tin
         assert r.queries <= a.budget * 10  # never more than its budget
         if name not in STOPS_EARLY:
             assert 0.9 * a.budget * 10 <= r.queries  # and spends it
-    again = make(name).execute(oracle_for(a, tiny_target), targets, digits.public.x, seed=3)
+    again = make(name).execute(oracle_for(a, tiny_target), targets, digits.public.x, seed=3, prior=prior)
     assert torch.equal(again.reconstructions, r.reconstructions)
     # the attacks must recover something: well above chance (0.1) by the target itself
     with torch.no_grad():

@@ -1,9 +1,12 @@
 """Built-in attacks; importing this package registers them."""
 
 from bench.attacks import (  # noqa: F401  (registration side effect)
+    gmi,
     hill_climb,
     inversion_net,
+    kedmi,
     label_only,
+    latent_nes,
     mi_face,
     nes,
     public_lookalike,

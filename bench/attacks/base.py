@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from bench.attacks.latent import GenerativePrior
 from bench.oracle import Oracle, OracleView, QueryBlocked, ThreatModel
 from bench.params import param
 
@@ -45,6 +46,9 @@ class AttackResult:
     queries: int = 0
     seconds: float = 0.0
     blocked: str | None = None  # why an endpoint guard stopped the attacker, if it did
+    # more images the job judges beside the reconstructions, by name: K×C×H×W (another
+    # reconstruction per identity) or K×N×C×H×W (N samples per identity), each an ``acc@1:<name>`` row
+    extras: dict[str, Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ class Attack:
     needs_public_data: ClassVar[bool] = False
     # a no-inversion reference: every other attack's lift is measured against it
     baseline: ClassVar[bool] = False
+    # searches the latent space of the generator prior the job trains on public data (``self.prior``)
+    needs_prior: ClassVar[bool] = False
 
     @dataclass(frozen=True)
     class Params:
@@ -73,6 +79,11 @@ class Attack:
         self.params = params if params is not None else self.Params()
         self._checkpoints: list[Checkpoint] = []
         self._identities = 1
+        self.prior: GenerativePrior | None = None
+
+    def uses_prior(self) -> bool:
+        """Whether this attack, with these parameters, needs the generator prior."""
+        return self.needs_prior
 
     @classmethod
     def weakest_access(cls) -> ThreatModel:
@@ -101,10 +112,12 @@ class Attack:
         """Record the current reconstructions (one per target identity) after the queries so far."""
         self._checkpoints.append(Checkpoint(oracle.queries, x.detach().clamp(0, 1).clone(), dict(info)))
 
-    def execute(self, oracle: Oracle, targets: Tensor, public: Tensor | None, seed: int) -> AttackResult:
+    def execute(self, oracle: Oracle, targets: Tensor, public: Tensor | None, seed: int,
+                prior: GenerativePrior | None = None) -> AttackResult:
         """Run against ``oracle`` for every identity in ``targets``; refuse a wrong oracle up front.
 
-        The attack sees ``oracle`` only through an :class:`OracleView`."""
+        The attack sees ``oracle`` only through an :class:`OracleView`, and the generator
+        ``prior`` (trained on public data by the job) as ``self.prior``."""
         if not oracle.threat_model.serves(self.weakest_access()):
             raise AttackRefused(
                 f"attack '{self.name}' needs a {self.weakest_access().value} oracle; "
@@ -112,6 +125,9 @@ class Attack:
             )
         if self.needs_public_data and public is None:
             raise AttackRefused(f"attack '{self.name}' needs public data and the dataset has none")
+        if self.uses_prior() and prior is None:
+            raise AttackRefused(f"attack '{self.name}' searches a generator prior and this cell has none")
+        self.prior = prior
         rng = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         start_queries = oracle.queries

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bench.attacks.base import AttackRefused
+from bench.attacks.latent import GenerativePrior
 from bench.params import param
 
 
@@ -51,8 +52,13 @@ class BasisParams:
     grid: int = param(8, help="grid size per side (basis 'lowres')", low=1)
 
 
-def image_basis(attack: str, params: BasisParams, shape: tuple[int, ...], public: Tensor | None) -> ImageBasis:
+def image_basis(attack: str, params: BasisParams, shape: tuple[int, ...], public: Tensor | None,
+                prior: GenerativePrior | None = None) -> ImageBasis:
     """The basis an attack's parameters name; 'pca' refuses a cell without public data."""
+    if params.basis == "generator":
+        if prior is None:
+            raise AttackRefused(f"attack '{attack}' with basis 'generator' needs the generator prior")
+        return GeneratorBasis(torch.empty(0), torch.empty(0), torch.empty(0), shape, prior)
     if params.basis == "pixel":
         return pixel_basis(shape)
     if params.basis == "lowres":
@@ -73,6 +79,26 @@ class PixelBasis(ImageBasis):
 
     def encode(self, x: Tensor) -> Tensor:
         return x.flatten(-len(self.shape)) - self.mean
+
+
+@dataclass(frozen=True)
+class GeneratorBasis(ImageBasis):
+    """The generator prior as a search space: ``decode`` is the generator (its outputs are
+    already images in [0, 1]); it has no encoder, so searches start from latent draws."""
+
+    prior: GenerativePrior | None = None
+
+    @property
+    def dims(self) -> int:
+        assert self.prior is not None
+        return self.prior.latent_dim
+
+    def decode(self, z: Tensor) -> Tensor:
+        assert self.prior is not None
+        return self.prior.generate(z.reshape(-1, self.dims)).view(*z.shape[:-1], *self.shape)
+
+    def encode(self, x: Tensor) -> Tensor:
+        raise NotImplementedError("a generator basis has no encoder: start from latent draws")
 
 
 def pixel_basis(shape: tuple[int, ...]) -> ImageBasis:

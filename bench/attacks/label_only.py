@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from bench.attacks.base import Attack, AttackResult, CheckpointParams
-from bench.attacks.basis import BasisParams, ImageBasis, image_basis
+from bench.attacks.basis import BasisParams, GeneratorBasis, ImageBasis, image_basis
 from bench.oracle import OracleView, ThreatModel
 from bench.params import param
 from bench.registry import attack
@@ -18,15 +18,16 @@ from bench.registry import attack
 @attack("label-only")
 class LabelOnly(Attack):
     """A CPU-scale BREP-MI (Kahla, Chen, Just & Jia, CVPR 2022, "Label-Only Model Inversion
-    Attacks via Boundary Repulsion"), in a low-dimensional image ``basis`` (the public data's
-    principal components by default, standing in for the paper's GAN latent space) or in pixels.
+    Attacks via Boundary Repulsion"), in a low-dimensional image ``basis``: the public data's
+    principal components (default), the latent space of the generator prior as in the paper
+    (``basis: generator``), a coarse grid, or pixels.
 
     Label-only: start from a point the oracle labels as the target — a public image (projected
-    onto the basis) it labels so — then repeatedly sample ``points`` on a sphere around it; move
+    onto the basis) it labels so, or with the generator a latent draw it labels so — then repeatedly sample ``points`` on a sphere around it; move
     away from the sampled points that leave the class (only if the new point keeps the label,
     else shrink the sphere), and grow the sphere when no point leaves. The point drifts away
     from the decision boundary, toward the class's interior; in pixel space it also drifts off
-    the image manifold. An identity with no starting point keeps the basis' mean image.
+    the image manifold. An identity with no starting point keeps the basis' mean image (the generator's image of the zero latent).
     Example: ``bench run default --only attack=label-only``.
     """
 
@@ -41,6 +42,12 @@ class LabelOnly(Attack):
         radius: float = param(0.05, help="initial sphere radius (RMS per coefficient)", low=0, low_open=True)
         growth: float = param(1.3, help="radius growth when the whole sphere stays in the class", low=1)
         step: float = param(0.5, help="move as a fraction of the radius", low=0, low_open=True)
+        basis: str = param("pca", help="search space: public-data principal components, coarse grid, pixels, or the "
+                           "generator prior's latent space (BREP-MI as published)",
+                           choices=("pca", "lowres", "pixel", "generator"))
+
+    def uses_prior(self) -> bool:
+        return self.params.basis == "generator"
 
     def run(
         self, oracle: OracleView, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
@@ -48,7 +55,7 @@ class LabelOnly(Attack):
         p = self.params
         k = len(targets)
         total = (budget if budget is not None else p.budget) * k
-        basis = image_basis(self.name, p, oracle.input_shape, public)
+        basis = image_basis(self.name, p, oracle.input_shape, public, self.prior)
         image = lambda z: basis.decode(z).clamp(0, 1)  # noqa: E731
         z = torch.zeros((k, basis.dims))
         found = self.starting_points(oracle, basis, z, targets, public, int(p.scan * total), rng)
@@ -79,10 +86,14 @@ class LabelOnly(Attack):
 
     def starting_points(self, oracle: OracleView, basis: ImageBasis, z: Tensor, targets: Tensor, public: Tensor | None,
                         scan: int, rng: torch.Generator) -> Tensor:
-        """Set ``z`` to a public image's projection the oracle labels as each target; returns which were found."""
+        """Set ``z`` to a point the oracle labels as each target — a public image's projection, or a
+        latent draw in the generator's space; returns which were found."""
         found = torch.zeros(len(targets), dtype=torch.bool)
-        pool = public if public is not None else torch.empty(0, *oracle.input_shape)
-        pool = basis.encode(pool[torch.randperm(len(pool), generator=rng)][:scan])
+        if isinstance(basis, GeneratorBasis):
+            pool = torch.randn((scan, basis.dims), generator=rng)
+        else:
+            images = public if public is not None else torch.empty(0, *oracle.input_shape)
+            pool = basis.encode(images[torch.randperm(len(images), generator=rng)][:scan])
         for start in range(0, len(pool), 256):
             batch = pool[start : start + 256]
             labels = oracle.labels(basis.decode(batch).clamp(0, 1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -51,7 +52,6 @@ class NES(Attack):
     ) -> AttackResult:
         p = self.params
         k = len(targets)
-        rows = torch.arange(k)
         half = max(1, p.samples // 2)
         basis = image_basis(self.name, p, oracle.input_shape, public)
         z = self.start(basis, k, oracle.input_shape, public, rng).requires_grad_(True)
@@ -60,12 +60,7 @@ class NES(Attack):
         spent = 0
         self.checkpoint(oracle, basis.decode(z))
         while spent + 2 * half <= per_identity:
-            u = torch.randn((k, half, basis.dims), generator=rng)
-            probes = torch.cat([z.detach()[:, None] + p.sigma * u, z.detach()[:, None] - p.sigma * u], dim=1)
-            probs = oracle.probabilities(basis.decode(probes).clamp(0, 1).flatten(0, 1)).view(k, 2 * half, -1)
-            score = probs[rows, :, targets].clamp_min(1e-6).log()
-            diff = (score[:, :half] - score[:, half:])[..., None]
-            grad = (diff * u).mean(dim=1) / (2 * p.sigma)
+            grad, score = estimate_gradient(oracle, basis.decode, z.detach(), targets, half, p.sigma, rng)
             optimizer.zero_grad()
             x = basis.decode(z)
             prior = p.tv * total_variation(x) + p.l2 * (z**2).mean(1)
@@ -84,3 +79,17 @@ class NES(Attack):
         if self.params.init == "mean":
             return torch.zeros((k, basis.dims))
         return basis.encode(initial_images(self.params.init, (k, *shape), rng, public)).detach().clone()
+
+
+@torch.no_grad()
+def estimate_gradient(oracle: OracleView, decode: Callable[[Tensor], Tensor], z: Tensor, targets: Tensor, half: int,
+                      sigma: float, rng: torch.Generator) -> tuple[Tensor, Tensor]:
+    """The antithetic NES estimate of each identity's gradient of log p_target(decode(z)) in
+    ``z`` (K×d) from ``2·half`` probes per identity, and the probes' log-confidences (K×2·half)."""
+    k, d = z.shape
+    u = torch.randn((k, half, d), generator=rng)
+    probes = torch.cat([z[:, None] + sigma * u, z[:, None] - sigma * u], dim=1)
+    probs = oracle.probabilities(decode(probes.flatten(0, 1)).clamp(0, 1)).view(k, 2 * half, -1)
+    score = probs[torch.arange(k), :, targets].clamp_min(1e-6).log()
+    diff = (score[:, :half] - score[:, half:])[..., None]
+    return (diff * u).mean(dim=1) / (2 * sigma), score

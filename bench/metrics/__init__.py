@@ -58,6 +58,23 @@ def reconstruction_rows(
     return rows
 
 
+@torch.no_grad()
+def extra_rows(extras: dict[str, Tensor], targets: Tensor, evaluator: Classifier) -> list[Row]:
+    """``acc@1:<name>`` rows for an attack's extra images: another reconstruction per identity
+    (K×C×H×W), or N samples per identity (K×N×C×H×W), scored as the share the judge names."""
+    rows: list[Row] = []
+    for name, images in extras.items():
+        per_sample = images.dim() == len(targets.shape) + 4
+        n = images.shape[1] if per_sample else 1
+        hits = top_k_hits(evaluator, images.flatten(0, 1) if per_sample else images, targets.repeat_interleave(n), 1)
+        share = hits.view(len(targets), n).mean(1)
+        metric = f"acc@1:{name}"
+        rows += [{"target_class": str(k), "metric": metric, "value": float(v), "error": None}
+                 for k, v in zip(targets.tolist(), share)]
+        rows.append({"target_class": "all", "metric": metric, "value": float(share.mean()), "error": None})
+    return rows
+
+
 def scalar_rows(values: dict[str, float]) -> list[Row]:
     """Cell-level metrics (queries, attack_seconds, test_acc, ...) as 'all' rows."""
     return [{"target_class": "all", "metric": k, "value": float(v), "error": None} for k, v in values.items()]

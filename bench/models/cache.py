@@ -15,19 +15,22 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 from filelock import FileLock
+from torch import nn
 
-from bench.models.architectures import Classifier
 from bench.provenance import ARTIFACT_SOURCES, code_fingerprint
 from bench.results import atomic_write_bytes
 
 
+M = TypeVar("M", bound=nn.Module)
+
+
 @dataclass
-class TrainedModel:
-    model: Classifier
+class TrainedModel(Generic[M]):
+    model: M
     info: dict[str, Any]  # architecture, key, loss history, accuracies
     cached: bool  # loaded from the cache rather than trained now
 
@@ -47,8 +50,8 @@ class ArtifactCache:
         self.root = Path(root)
 
     def get_or_train(
-        self, key: dict[str, Any], make: Callable[[], Classifier], train: Callable[[Classifier], dict[str, Any]],
-    ) -> TrainedModel:
+        self, key: dict[str, Any], make: Callable[[], M], train: Callable[[M], dict[str, Any]],
+    ) -> TrainedModel[M]:
         """Load the artifact for ``key`` into ``make()`` or ``train`` it (which returns its info)."""
         self.root.mkdir(parents=True, exist_ok=True)
         model = make()

@@ -33,3 +33,19 @@ def reconstruction_grid(recon: Tensor, targets: Tensor, splits: DataSplits, max_
     fig.savefig(buf, format="png", dpi=80)
     plt.close(fig)
     return buf.getvalue()
+
+
+def sample_sheet(images: Tensor, columns: int = 8) -> bytes:
+    """PNG bytes: ``images`` (N×C×H×W in [0, 1]) in rows of ``columns``, e.g. a generator's samples."""
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(0.6 * columns, 0.6 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img in zip(axes.flat, images.detach()):
+        arr = img.permute(1, 2, 0).numpy()
+        ax.imshow(arr[..., 0] if arr.shape[-1] == 1 else arr, cmap="gray", vmin=0, vmax=1)
+    fig.tight_layout(pad=0.1)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    return buf.getvalue()

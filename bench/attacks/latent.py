@@ -1,0 +1,33 @@
+"""What a latent-space attack is handed: a generator prior the job trained on public data.
+
+GMI, KEDMI, Mirror and BREP-MI search the latent space of a generator trained on public
+images, so every candidate stays on the image manifold. The job trains the prior (never on
+private images) and hands it to attacks that declare they use one; an attack module sees
+only this interface, never the model code behind it.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+
+class GenerativePrior(Protocol):
+    """A frozen generator and its discriminator, differentiable end to end."""
+
+    latent_dim: int
+
+    def generate(self, z: Tensor) -> Tensor:
+        """Latents (N×latent_dim, standard normal a priori) to images N×C×H×W in [0, 1]."""
+        ...
+
+    def realism(self, x: Tensor) -> Tensor:
+        """One score per image: higher is more like the public data (the discriminator)."""
+        ...
+
+
+def random_latents(prior: GenerativePrior, n: int, rng: torch.Generator) -> Tensor:
+    """``n`` draws from the prior's latent distribution."""
+    return torch.randn((n, prior.latent_dim), generator=rng)
