@@ -129,6 +129,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     for name, cls in REGISTRIES[args.kind].items():
         extra = []
+        if getattr(cls, "kind", "inversion") != "inversion":
+            extra.append(f"kind: {cls.kind}")
         for attr in ("stage", "threat_model"):
             if hasattr(cls, attr):
                 extra.append(f"{attr}: {getattr(cls, attr).value}")

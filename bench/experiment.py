@@ -28,10 +28,14 @@ from torch import Tensor
 
 from bench.attacks.base import Attack, AttackRefused, AttackResult
 from bench.attacks.latent import GenerativePrior
+from bench.attacks.membership import MembershipAttack, PublicImages, shadow_classes
 from bench.config import CellSpec, JobSpec
 from bench.data.base import DataSplits
 from bench.defenses.base import Defense, Stage
 from bench.metrics import extra_rows, reconstruction_rows, scalar_rows
+from bench.membership.challenge import challenge_set
+from bench.membership.metrics import membership_rows
+from bench.membership.shadow import shadow_trainer
 from bench.metrics.identification import top_k_hits
 from bench.models import EVALUATOR_MODEL, ArtifactCache, Classifier, TrainedModel, TrainingPlan, accuracy, build, fit
 from bench.models.generative import GanPrior, PriorPlan, train_gan
@@ -57,6 +61,7 @@ class JobContext:
     target: TrainedModel
     evaluator: TrainedModel
     prior: TrainedModel[GanPrior] | None = None  # the generator prior, when a cell of the job searches it
+    cache_dir: str | Path = "results/.cache"  # where membership attacks' shadow models are cached
 
     @property
     def utility(self) -> dict[str, float]:
@@ -179,7 +184,7 @@ def train_prior(cells: list[CellSpec], splits: DataSplits, cache_dir: str | Path
 def prepare(job: JobSpec, cache_dir: str | Path) -> JobContext:
     splits = load_data(job)
     return JobContext(job, splits, train_target(job, splits, cache_dir), train_evaluator(job, splits, cache_dir),
-                      train_prior(list(job.cells), splits, cache_dir))
+                      train_prior(list(job.cells), splits, cache_dir), cache_dir)
 
 
 def prior_for(ctx: JobContext, attack: Attack) -> GenerativePrior | None:
@@ -280,7 +285,7 @@ def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOu
     record: dict[str, Any] = {
         **cell.labels(), **defense_notes(cell), "spec": cell.to_json(), "code_version": code_version(),
         "code_fingerprint": code_fingerprint(), "evaluator_data": judge["evaluator_data"],
-        "baseline": cell.attack.cls.baseline,
+        "baseline": cell.attack.cls.baseline, "kind": cell.attack.cls.kind,
         "overrepresented_identity": ctx.splits.meta.extra.get("overrepresented_identity"),
         "started": started.isoformat(), **utility,
     }
@@ -288,22 +293,15 @@ def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOu
     try:
         attack = cell.attack.build()
         oracle = build_oracle(ctx, cell, attack)
-        targets = torch.arange(ctx.splits.meta.num_classes)
-        prior = prior_for(ctx, attack)
-        result = attack.execute(oracle, targets, ctx.splits.public.x, seed=stream_seed(cell.seed, "attack"),
-                                prior=prior)
+        if isinstance(attack, MembershipAttack):
+            rows, fields = infer_membership(ctx, cell, attack, oracle, out)
+        else:
+            rows, fields = invert(ctx, cell, attack, oracle, out)
         guarded = {k: v for guard in oracle.guards for k, v in guard.report().items()}
-        rows = reconstruction_rows(result.reconstructions, targets, ctx.splits, ctx.evaluator.model)
-        rows += extra_rows(result.extras, targets, ctx.evaluator.model)
-        rows += scalar_rows({"queries": result.queries, "attack_seconds": result.seconds, **utility, **guarded})
-        trace = trace_table(result, targets, ctx.evaluator.model)
-        _write_cell_files(out, labels, rows, result, trace, targets, ctx.splits)
-        if prior is not None:
-            atomic_write_bytes(out / "prior_samples.png", sample_sheet(prior.generate(
-                torch.randn(32, prior.latent_dim, generator=torch.Generator().manual_seed(PRIOR_SEED)))))
-        record.update(status="done", error=None, queries=result.queries, attack_seconds=result.seconds,
-                      blocked=result.blocked, **guarded,
-                      **{m: _all_value(rows, m) for m in ("acc@1", "acc@5", "ssim", "ssim_mean", "knn_acc@1")})
+        rows += scalar_rows({"queries": fields["queries"], "attack_seconds": fields["attack_seconds"], **utility,
+                             **guarded})
+        atomic_write_parquet(_frame(labels, rows), out / "metrics.parquet")
+        record.update(status="done", error=None, **guarded, **fields)
     except AttackRefused as exc:
         atomic_write_parquet(_frame(labels, scalar_rows(utility)), out / "metrics.parquet")
         record.update(status="refused", error=str(exc))
@@ -313,6 +311,45 @@ def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOu
     record.update(finished=finished.isoformat(), seconds=(finished - started).total_seconds())
     results.write_record(cell.cell_id, record)
     return CellOutcome(cell, record["status"], record)
+
+
+def invert(ctx: JobContext, cell: CellSpec, attack: Attack, oracle: Oracle, out: Path
+           ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """An inversion cell: one reconstruction per identity, judged; its files, rows and record fields."""
+    targets = torch.arange(ctx.splits.meta.num_classes)
+    prior = prior_for(ctx, attack)
+    result = attack.execute(oracle, targets, ctx.splits.public.x, seed=stream_seed(cell.seed, "attack"), prior=prior)
+    rows = reconstruction_rows(result.reconstructions, targets, ctx.splits, ctx.evaluator.model)
+    rows += extra_rows(result.extras, targets, ctx.evaluator.model)
+    trace = trace_table(result, targets, ctx.evaluator.model)
+    _write_cell_files(out, cell.labels(), result, trace, targets, ctx.splits)
+    if prior is not None:
+        atomic_write_bytes(out / "prior_samples.png", sample_sheet(prior.generate(
+            torch.randn(32, prior.latent_dim, generator=torch.Generator().manual_seed(PRIOR_SEED)))))
+    return rows, {"queries": result.queries, "attack_seconds": result.seconds, "blocked": result.blocked,
+                  **{m: _all_value(rows, m) for m in ("acc@1", "acc@5", "ssim", "ssim_mean", "knn_acc@1")}}
+
+
+def infer_membership(ctx: JobContext, cell: CellSpec, attack: MembershipAttack, oracle: Oracle, out: Path
+                     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A membership cell: the seed's balanced challenge set scored through the oracle, shadow
+    models trained with the target's recipe (its architecture and plan, not its defenses) and
+    cached; the per-image scores go to ``membership.parquet`` for ROC curves."""
+    splits = ctx.splits
+    challenge = challenge_set(splits, generator(cell.seed, "challenge"))
+    public = PublicImages(splits.public.x, splits.public.y, same_classes=splits.meta.public_kind == "disjoint samples")
+    shadows = shadow_trainer(cell.target.model, splits.meta.shape,
+                             shadow_classes(splits.public.y, splits.meta.num_classes),
+                             TrainingPlan.from_spec(cell.target), ctx.cache_dir)
+    result = attack.infer(oracle, challenge.x, challenge.y, public, shadows, seed=stream_seed(cell.seed, "attack"))
+    scores = pd.DataFrame({"score": result.scores.numpy(), "member": challenge.member.numpy(),
+                           "source": list(challenge.source), "target_class": challenge.y.numpy().astype(str)})
+    atomic_write_parquet(scores.assign(**cell.labels()), out / "membership.parquet")
+    rows = membership_rows(result.scores, challenge.member, result.queries)
+    return [r for r in rows if r["metric"] != "queries"], {
+        "queries": result.queries, "attack_seconds": result.seconds, "members": challenge.members,
+        "non_members": challenge.non_members, "challenge_sources": challenge.source_counts(),
+        **{r["metric"]: r["value"] for r in rows if r["metric"] != "queries"}}
 
 
 def run_job(job: JobSpec, results_dir: str | Path, cache_dir: str | Path, keep_stale: bool = False) -> list[CellOutcome]:
@@ -332,15 +369,14 @@ def trace_table(result: AttackResult, targets: Tensor, evaluator: Classifier) ->
     return pd.DataFrame(rows)
 
 
-def _write_cell_files(out: Path, labels: dict[str, Any], rows: list[dict[str, Any]], result: AttackResult,
-                      trace: pd.DataFrame, targets: torch.Tensor, splits: DataSplits) -> None:
+def _write_cell_files(out: Path, labels: dict[str, Any], result: AttackResult, trace: pd.DataFrame,
+                      targets: torch.Tensor, splits: DataSplits) -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, reconstructions=result.reconstructions.numpy(), targets=targets.numpy())
     atomic_write_bytes(out / "reconstructions.npz", buf.getvalue())
     atomic_write_bytes(out / "grid.png", reconstruction_grid(result.reconstructions, targets, splits))
     if not trace.empty:
         atomic_write_parquet(trace.assign(**labels), out / "trace.parquet")
-    atomic_write_parquet(_frame(labels, rows), out / "metrics.parquet")
 
 
 def _frame(labels: dict[str, Any], rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -359,5 +395,8 @@ def summary_line(outcome: CellOutcome) -> str:
     head = f"{r['attack']} under {r['defense']}: {outcome.status}"
     if outcome.status != "done":
         return f"{head} — {r.get('error')}"
+    if r.get("kind") == "membership":
+        return (f"{head} — auc {r['auc']:.2f}, tpr@1%fpr {r['tpr@1%fpr']:.3f}, {r['members']}+{r['non_members']} "
+                f"challenge images, {r['queries']} queries in {r['attack_seconds']:.1f} s")
     return (f"{head} — acc@1 {r['acc@1']:.2f}, ssim {r['ssim']:.2f}, ssim_mean {r['ssim_mean']:.2f}, "
             f"{r['queries']} queries in {r['attack_seconds']:.1f} s")

@@ -1,10 +1,11 @@
 """Independent random streams per purpose, derived from one grid seed.
 
 A grid seed varies the target's initialisation and minibatch order (and DP-SGD's noise), the
-attack's randomness, the stochastic defenses (data augmentation, output noise) and the
-endpoint guards' projections — each from its own stream, so that changing how much one of
-them draws never shifts another. The data split and the evaluator do not depend on it: they
-are fixed per dataset (the dataset's own ``seed`` parameter) so every seed is judged alike.
+attack's randomness, the stochastic defenses (data augmentation, output noise), the endpoint
+guards' projections and the membership challenge set's draw — each from its own stream, so
+that changing how much one of them draws never shifts another. The data split, the evaluator
+and the generator prior do not depend on it: they are fixed per dataset (the dataset's own
+``seed`` parameter) so every seed is judged alike.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hashlib
 
 import torch
 
-PURPOSES = ("target", "attack", "defense", "guard")
+PURPOSES = ("target", "attack", "defense", "guard", "challenge")
 
 
 def stream_seed(seed: int, purpose: str) -> int:

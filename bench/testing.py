@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,13 @@ from typing import Any
 import torch
 
 from bench.attacks.base import AttackRefused
+from bench.attacks.membership import MembershipAttack, PublicImages, shadow_classes
 from bench.config import parse_entry
 from bench.data.base import DataSplits, Split
 from bench.data.digits import Digits
 from bench.defenses.base import Stage
+from bench.membership.challenge import challenge_set
+from bench.membership.shadow import shadow_trainer
 from bench.models.architectures import Classifier
 from bench.models.generative import GanPrior, PriorPlan, train_gan
 from bench.models.training import TrainingPlan, build, fit
@@ -111,10 +115,14 @@ def check_attack(name: str, params: dict[str, Any] | None = None, seed: int = 0)
     """The attack's module reaches the target only through the oracle (no imports of models,
     metrics, data or the runner); shapes and range of reconstructions, determinism for a seed,
     exact budget accounting, and refusal — before any query — of an oracle weaker than the
-    attack's threat model. An attack that searches a generator prior is handed a small one."""
+    attack's threat model. An attack that searches a generator prior is handed a small one; a
+    membership attack scores a small challenge set with small shadow models."""
     spec = parse_entry({name: params or {}}, "attack", f"conformance of attack '{name}'")
     chain = _off_limits_import(spec.cls.__module__)
     assert chain is None, f"{name}: imports past the oracle ({chain}); attacks may not use {', '.join(_OFF_LIMITS)}"
+    if issubclass(spec.cls, MembershipAttack):
+        _check_membership(name, spec, seed)
+        return
     splits, model = fixture()
     targets = torch.arange(splits.meta.num_classes)
     prior = prior_fixture() if spec.build().uses_prior() else None
@@ -141,6 +149,36 @@ def check_attack(name: str, params: dict[str, Any] | None = None, seed: int = 0)
             assert oracle.queries == 0, f"{name}: queried before refusing"
         else:
             raise AssertionError(f"{name}: ran against a {weaker.value} oracle it cannot use")
+
+
+def _check_membership(name: str, spec: Any, seed: int) -> None:
+    """A membership attack: one finite score per challenge image, every query counted,
+    deterministic for a seed, and refusal of a weaker oracle before any query."""
+    splits, model = fixture()
+    challenge = challenge_set(splits, torch.Generator().manual_seed(seed))
+    x, y = challenge.x[:60], challenge.y[:60]
+    public = PublicImages(splits.public.x, splits.public.y, same_classes=True)
+    with tempfile.TemporaryDirectory(prefix="sieve-conformance-") as cache:
+        shadows = shadow_trainer("mlp", splits.meta.shape, shadow_classes(splits.public.y, splits.meta.num_classes),
+                                 TrainingPlan(epochs=2, lr=2e-3, batch_size=64), cache)
+        runs = []
+        for _ in range(2):
+            attack = spec.build()
+            oracle = _oracle(model, splits, attack.threat_model, attack.budget)
+            result = attack.infer(oracle, x, y, public, shadows, seed=seed)
+            assert result.scores.shape == (len(y),), f"{name}: needs one score per challenge image"
+            assert result.queries == oracle.queries > 0, f"{name}: queries not counted by the oracle"
+            runs.append(result.scores)
+        assert torch.equal(runs[0], runs[1]), f"{name}: not deterministic for a seed"
+        weaker = _LOWER.get(spec.build().weakest_access())
+        if weaker is not None:
+            oracle = _oracle(model, splits, weaker, None)
+            try:
+                spec.build().infer(oracle, x, y, public, shadows, seed=seed)
+            except AttackRefused:
+                assert oracle.queries == 0, f"{name}: queried before refusing"
+            else:
+                raise AssertionError(f"{name}: ran against a {weaker.value} oracle it cannot use")
 
 
 def check_defense(name: str, params: dict[str, Any] | None = None) -> None:

@@ -11,6 +11,12 @@ SMALL = {
     "nes": {"budget": 60, "samples": 10},
     "inversion-net": {"budget": 10, "epochs": 5},
     "label-only": {"budget": 60, "points": 4},
+    "gmi": {"steps": 20, "restarts": 2},
+    "kedmi": {"steps": 20, "samples": 2},
+    "latent-nes": {"budget": 60},
+    "shadow": {"shadow_models": 1},
+    "lira": {"shadow_models": 2},
+    "label-only-mia": {"augmentations": 2},
 }
 
 

@@ -7,6 +7,7 @@ from bench.attacks import (  # noqa: F401  (registration side effect)
     kedmi,
     label_only,
     latent_nes,
+    membership,
     mi_face,
     nes,
     public_lookalike,

@@ -62,6 +62,8 @@ class Attack:
     """Base of all attacks. Subclasses set ``threat_model``, ``Params`` and write ``run``."""
 
     name: ClassVar[str]
+    # what the attack is after: "inversion" (an image per identity) or "membership" (was this image trained on?)
+    kind: ClassVar[str] = "inversion"
     threat_model: ClassVar[ThreatModel]
     # the weakest oracle the attack still runs against, in a variant of its own (None: ``threat_model``)
     least_access: ClassVar[ThreatModel | None] = None

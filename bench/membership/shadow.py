@@ -1,0 +1,61 @@
+"""The job-side shadow-model trainer handed to membership attacks.
+
+Attacks never import model code (they see the target only through the oracle), yet LiRA and
+the shadow-model attack need models trained like the target. The job builds a
+:data:`~bench.attacks.membership.ShadowTrainer` here from the target's architecture and
+training plan; an attack calls it with the images, labels and seed it chooses. Shadows are
+artifacts cached by the content of what they trained on, so every cell that asks for the same
+shadow — the same attack and seed under another defense — loads it instead of training it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from bench.attacks.membership import ShadowModel, ShadowTrainer
+from bench.data.base import Split
+from bench.models.architectures import Classifier
+from bench.models.cache import ArtifactCache
+from bench.models.training import TrainingPlan, build, fit
+
+
+def shadow_trainer(model: str, shape: tuple[int, int, int], num_classes: int, plan: TrainingPlan,
+                   cache_dir: str | Path) -> ShadowTrainer:
+    """Trains ``model`` with ``plan`` (the target's recipe, without its defenses) on what an
+    attack hands it, or loads the same shadow from the cache.
+
+    ``num_classes`` is every shadow's output width: give
+    :func:`~bench.attacks.membership.shadow_classes` of the public labels and the private
+    identities, so online LiRA's shadows can learn challenge images beside public ones.
+    """
+    cache = ArtifactCache(cache_dir)
+
+    def train(x: Tensor, y: Tensor, seed: int) -> ShadowModel:
+        if len(y) and int(y.max()) >= num_classes:
+            raise ValueError(f"shadow label {int(y.max())} is outside the trainer's {num_classes} classes; build it "
+                             "with shadow_classes(public labels, private identities)")
+        data = hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()
+        key = {"kind": "shadow", "model": model, "plan": vars(plan), "classes": num_classes, "data": data, "seed": seed}
+        trained = cache.get_or_train(
+            key, lambda: build(model, shape, num_classes, seed),
+            lambda net: fit(net, Split(x, y), plan, seed, desc=f"shadow model {seed}"))
+        return _logits(trained.model)
+
+    return train
+
+
+def _logits(net: Classifier) -> ShadowModel:
+    """The trained shadow as a function from images to logits, without gradients."""
+
+    @torch.no_grad()
+    def logits(x: Tensor) -> Tensor:
+        return net.eval()(x)
+
+    return logits
+
+
+__all__ = ["shadow_trainer"]
