@@ -39,7 +39,7 @@ def shadow_trainer(model: str, shape: tuple[int, int, int], num_classes: int, pl
             raise ValueError(f"shadow label {int(y.max())} is outside the trainer's {num_classes} classes; build it "
                              "with shadow_classes(public labels, private identities)")
         data = hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()
-        key = {"kind": "shadow", "model": model, "plan": vars(plan), "classes": num_classes, "data": data, "seed": seed}
+        key = {"kind": "shadow-model", "model": model, "plan": vars(plan), "classes": num_classes, "data": data, "seed": seed}
         trained = cache.get_or_train(
             key, lambda: build(model, shape, num_classes, seed),
             lambda net: fit(net, Split(x, y), plan, seed, desc=f"shadow model {seed}"))
