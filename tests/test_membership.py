@@ -346,14 +346,15 @@ def test_membership_cells_run_in_the_job_beside_the_defenses(tmp_path):
 
     from bench import experiment as ex
     from bench.config import parse_config
+    from bench.report import figures
+    from bench.results import ResultsDir
 
     (job,) = parse_config(yaml.safe_load(JOB)).jobs()
     outcomes = {(o.cell.defense_label, o.cell.attack.name): o for o in ex.run_job(job, tmp_path / "r", tmp_path / "c")}
     done = outcomes[("none", "lira")].record
     assert done["status"] == "done" and done["kind"] == "membership" and done["members"] == done["non_members"] > 0
-    sources = done["challenge_sources"]
-    assert sources.pop("private_train") == done["members"] and sum(sources.values()) == done["non_members"]
-    assert done["auc"] > 0.5
+    assert done["challenge_private_train"] == done["members"] and done["auc"] > 0.5
+    assert done["challenge_private_test"] + done["challenge_evaluator_pool"] == done["non_members"]
     assert math.isnan(done["tpr@0.1%fpr"])  # fewer than 1000 non-members: not measurable
     scores = pd.read_parquet(tmp_path / "r" / "cells" / done["cell_id"] / "membership.parquet")
     assert len(scores) == 2 * done["members"] and scores["member"].sum() == done["members"]
@@ -363,3 +364,14 @@ def test_membership_cells_run_in_the_job_beside_the_defenses(tmp_path):
     shadows = list((tmp_path / "c").glob("*.pt"))
     ex.run_job(job, tmp_path / "again", tmp_path / "c")
     assert sorted((tmp_path / "c").glob("*.pt")) == sorted(shadows)  # shadows and target reloaded, none retrained
+
+    results = ResultsDir(tmp_path / "r")
+    cells, metrics = results.write_tables([o.cell.cell_id for o in outcomes.values()])
+    table = pd.read_parquet(results.tables / "defenses.parquet")
+    mia = table[(table["defense"] == "label-only") & table["attack"].str.startswith("label-only-mia")]
+    assert {"auc", "Δauc", "tpr@1%fpr", "Δtpr@1%fpr"} <= set(mia["metric"])
+    assert mia.loc[mia["metric"] == "Δauc", "mean"].item() == 0  # label-only leaves the labels it reads unchanged
+    assert "acc@1" not in set(table["metric"])  # no inversion attack in this grid, no inversion rows
+    roc, reason = figures.membership_roc(tmp_path / "r", cells)
+    assert roc is not None, reason
+    assert figures.leak_map(cells, metrics)[1] == "needs inversion and membership attacks on the same targets"

@@ -4,7 +4,8 @@ Per dataset and defense, against ``none`` in the same seed: what it costs an hon
 change in accuracy through the defended outputs, ``Δoracle_acc``), and per attack what it
 changes in acc@1 and queries — one row per attack, never averaged across attacks with
 different budgets — plus, per threat model, the worst case over the inversion attacks (each
-seed's best attack), which is what a defender must plan for. 95 % t-intervals over seeds.
+seed's best attack), which is what a defender must plan for; per membership attack, its AUC
+and TPR at 1 % FPR and their changes. 95 % t-intervals over seeds.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from bench.report.stats import mean_ci
 
 DEFENSE_TABLE_COLUMNS = ["dataset", "defense", "stage", "attack", "metric", "mean", "ci95", "n"]
 TARGET_ROW = "(honest user)"
+MEMBERSHIP_METRICS = ("auc", "tpr@1%fpr")
 
 
 def defense_table(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
@@ -23,9 +25,10 @@ def defense_table(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     done = cells[cells["status"].isin(["done", "refused"])]
     if done.empty or "none" not in set(done["defense"]):
         return pd.DataFrame(columns=DEFENSE_TABLE_COLUMNS)
-    acc = metrics[(metrics["target_class"] == "all") & metrics["metric"].isin(["acc@1", "queries"])]
-    acc = acc.pivot_table(index=["dataset", "defense", "attack", "threat_model", "seed"], columns="metric",
-                          values="value").reset_index()
+    membership = set(cells.loc[cells["kind"] == "membership", "attack"]) if "kind" in cells else set()
+    alls = metrics[(metrics["target_class"] == "all")]
+    acc = _wide(alls[~alls["attack"].isin(membership)], ["acc@1", "queries"])
+    mia = _wide(alls[alls["attack"].isin(membership)], list(MEMBERSHIP_METRICS))
     baselines = set(cells.loc[cells["baseline"].fillna(False).astype(bool), "attack"]) if "baseline" in cells else set()
     worst = _worst_cases(acc, baselines)
     utility = done.drop_duplicates(["dataset", "defense", "seed"])[["dataset", "defense", "seed", "oracle_acc"]]
@@ -50,7 +53,22 @@ def defense_table(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
                 add(dataset, defense, stage, attack, "Δacc@1", _paired(sub, dataset, defense, ["seed"], "acc@1"))
                 if "queries" in sub and not attack.startswith("worst") and sub["threat_model"].iloc[0] != "white-box":
                     add(dataset, defense, stage, attack, "Δqueries", _paired(sub, dataset, defense, ["seed"], "queries"))
+        mine = mia[(mia["dataset"] == dataset) & (mia["defense"] == defense)]
+        for attack in sorted(mine["attack"].unique()):
+            for metric in MEMBERSHIP_METRICS:
+                add(dataset, defense, stage, attack, metric, mine[mine["attack"] == attack][metric].dropna())
+                add(dataset, defense, stage, attack, f"Δ{metric}",
+                    _paired(mia[mia["attack"] == attack], dataset, defense, ["seed"], metric))
     return pd.DataFrame(rows, columns=DEFENSE_TABLE_COLUMNS)
+
+
+def _wide(rows: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Cell-level ``names`` as columns, one row per dataset × defense × attack × seed."""
+    rows = rows[rows["metric"].isin(names)]
+    if rows.empty:
+        return pd.DataFrame(columns=["dataset", "defense", "attack", "threat_model", "seed", *names])
+    return rows.pivot_table(index=["dataset", "defense", "attack", "threat_model", "seed"], columns="metric",
+                            values="value").reset_index()
 
 
 def formatted(table: pd.DataFrame) -> pd.DataFrame:
@@ -61,7 +79,8 @@ def formatted(table: pd.DataFrame) -> pd.DataFrame:
                               for m, h, metric in zip(table["mean"], table["ci95"], table["metric"])])
     wide = text.pivot_table(index=["dataset", "stage", "defense", "attack"], columns="metric", values="text",
                             aggfunc="first")
-    order = [c for c in ("Δoracle_acc", "acc@1", "Δacc@1", "Δqueries") if c in wide.columns]
+    order = [c for c in ("Δoracle_acc", "acc@1", "Δacc@1", "Δqueries", "auc", "Δauc", "tpr@1%fpr", "Δtpr@1%fpr")
+             if c in wide.columns]
     return wide[order].fillna("")
 
 

@@ -19,6 +19,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from bench.membership.metrics import roc_points  # noqa: E402
 from bench.report.stats import mean_ci, t_interval  # noqa: E402
 from bench.results import ResultsDir  # noqa: E402
 
@@ -171,6 +172,58 @@ def overrepresented(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
                        sharey=False, height=3.5)
     grid.set_axis_labels("attack", "value")
     grid.figure.suptitle("the over-represented identity (the 'CEO in the training set')", y=1.02)
+    return grid.figure, None
+
+
+ROC_FPRS = np.logspace(-3, 0, 61)  # the common FPR grid seeds are averaged on
+
+
+def membership_roc(results_dir: str | Path, cells: pd.DataFrame) -> Drawn:
+    """ROC curves of the membership attacks on log–log axes, a line per defense (TPR averaged over
+    seeds at each FPR), a panel per dataset and attack: what matters is the TPR at low FPR."""
+    done = cells[(cells["status"] == "done") & (cells.get("kind", pd.Series(dtype=str)) == "membership")]
+    if done.empty:
+        return None, "no membership attack in the grid"
+    curves = []
+    for _, c in done.iterrows():
+        scores = pd.read_parquet(Path(results_dir) / "cells" / c["cell_id"] / "membership.parquet")
+        fpr, tpr = roc_points(scores["score"].to_numpy(), scores["member"].to_numpy())
+        curves.append(pd.DataFrame({"fpr": ROC_FPRS, "tpr": np.interp(ROC_FPRS, fpr, tpr), "dataset": c["dataset"],
+                                    "attack": c["attack"], "defense": c["defense"], "seed": c["seed"]}))
+    data = pd.concat(curves)
+    grid = sns.relplot(data=data, x="fpr", y="tpr", hue="defense", row="dataset", col="attack", kind="line",
+                       errorbar=None, height=2.8)
+    for ax in grid.axes.flat:
+        ax.plot(ROC_FPRS, ROC_FPRS, color="gray", linestyle=":", linewidth=1)  # chance
+        ax.set(xscale="log", yscale="log", ylim=(1e-3, 1.05))
+    grid.set_axis_labels("false-positive rate", "true-positive rate")
+    grid.figure.suptitle("membership inference: ROC on log–log axes (dotted: chance)", y=1.02)
+    return grid.figure, None
+
+
+def leak_map(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
+    """Per defense, one point: its membership leak (each seed's best tpr@1%fpr over the membership
+    attacks) against its inversion leak (each seed's best lift, or acc@1 without a baseline, over
+    the inversion attacks) — does a defense stop one leak, both, or neither?"""
+    inversion = "lift" if (metrics["metric"] == "lift").any() else "acc@1"
+    baselines = set(cells.loc[cells["baseline"].fillna(False).astype(bool), "attack"]) if "baseline" in cells else set()
+    best = {}
+    for metric in (inversion, "tpr@1%fpr"):
+        rows = _cell_level(metrics, metric)
+        rows = rows[~rows["attack"].isin(baselines)]
+        best[metric] = rows.groupby(["dataset", "defense", "seed"])["value"].max()
+    joined = pd.concat(best, axis=1).dropna().reset_index()
+    if joined.empty:
+        return None, "needs inversion and membership attacks on the same targets"
+    summary = joined.groupby(["dataset", "defense"]).agg(
+        x=(inversion, "mean"), y=("tpr@1%fpr", "mean"), xerr=(inversion, _half), yerr=("tpr@1%fpr", _half)).reset_index()
+    grid = sns.relplot(data=summary, x="x", y="y", hue="defense", col="dataset", kind="scatter", s=80,
+                       facet_kws={"sharex": False, "sharey": False})
+    for _, row in summary.iterrows():
+        grid.axes_dict[row["dataset"]].errorbar(row["x"], row["y"], xerr=np.nan_to_num(row["xerr"]),
+                                                yerr=np.nan_to_num(row["yerr"]), fmt="none", ecolor="gray", alpha=0.5)
+    grid.set_axis_labels(f"inversion leak (best {inversion})", "membership leak (best tpr@1%fpr)")
+    grid.figure.suptitle("two leaks of the same defended targets, one point per defense", y=1.02)
     return grid.figure, None
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 
 from bench.report.stats import formatted, mean_ci
 
-SUMMARY_METRICS = ("acc@1", "lift", "knn_acc@1", "ssim_margin", "queries", "oracle_acc")
+SUMMARY_METRICS = ("acc@1", "lift", "knn_acc@1", "ssim_margin", "auc", "tpr@1%fpr", "queries", "oracle_acc")
 KEYS = ["dataset", "defense", "attack"]
 
 
@@ -19,7 +19,7 @@ def summary_table(cells: pd.DataFrame, metrics: pd.DataFrame,
     for (ds, defense, attack, metric), group in rows.groupby([*KEYS, "metric"], sort=True):
         mean, half = mean_ci(group.groupby("seed")["value"].mean())
         out.append({"dataset": ds, "defense": defense, "attack": attack, "metric": metric,
-                    "text": formatted(mean, half, 0 if metric == "queries" else 2)})
+                    "text": formatted(mean, half, {"queries": 0, "tpr@1%fpr": 3}.get(metric, 2))})
     table = pd.DataFrame(out, columns=[*KEYS, "metric", "text"])
     table = table.pivot(index=KEYS, columns="metric", values="text") if out else pd.DataFrame()
     refused = _all_refused(cells)
