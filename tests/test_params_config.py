@@ -95,7 +95,7 @@ def test_cli_config_errors_exit_2_and_write_nothing(tmp_path, capsys):
     assert main(["run", str(bad), "--results", str(results)]) == 2
     assert "parameter 'budget': 0 is out of range" in capsys.readouterr().err
     assert main(["run", "no-such-config", "--results", str(results)]) == 2
-    assert "shipped: blackbox, default, defenses, mi-defenses, priors, smoke" in capsys.readouterr().err
+    assert "shipped: blackbox, default, defenses, membership, mi-defenses, priors, smoke" in capsys.readouterr().err
     bad.write_text("name: bad\ndatasets: [digits]\ntarget: cnn\nattacks: [mi-face]\n")
     assert main(["run", str(bad), "--results", str(results)]) == 2  # a scalar where a mapping belongs
     assert "target: parameters must be a mapping of names to values, got 'cnn'" in capsys.readouterr().err
