@@ -32,10 +32,10 @@ from bench.attacks.membership import MembershipAttack, PublicImages, shadow_clas
 from bench.config import CellSpec, JobSpec
 from bench.data.base import DataSplits
 from bench.defenses.base import Defense, Stage
-from bench.metrics import extra_rows, reconstruction_rows, scalar_rows
 from bench.membership.challenge import challenge_set
 from bench.membership.metrics import membership_rows
 from bench.membership.shadow import shadow_trainer
+from bench.metrics import extra_rows, reconstruction_rows, scalar_rows
 from bench.metrics.identification import top_k_hits
 from bench.models import EVALUATOR_MODEL, ArtifactCache, Classifier, TrainedModel, TrainingPlan, accuracy, build, fit
 from bench.models.generative import GanPrior, PriorPlan, train_gan
