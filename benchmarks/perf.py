@@ -8,12 +8,15 @@
 (f) the grid's speed-up with 2 workers over 1, and the share of worker time lost to
     scheduling and kernel starts;
 (g) the generator prior's training time on SynthFaces, and GMI's time over the raw
-    forward+backward of generator, discriminator and target on the same latent batch.
+    forward+backward of generator, discriminator and target on the same latent batch;
+(h) the time of one shadow model and of a LiRA cell (its shadows trained from scratch) on the
+    membership grid's SynthFaces target.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -28,10 +31,12 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from bench.attacks.membership import shadow_classes  # noqa: E402
 from bench.config import load_config, parse_entry  # noqa: E402
 from bench.data.digits import Digits  # noqa: E402
 from bench.data.synthfaces import SynthFaces, sample_identities  # noqa: E402
-from bench.experiment import build_oracle, prepare, setup, trace_table  # noqa: E402
+from bench.experiment import build_oracle, prepare, run_cell, setup, trace_table  # noqa: E402
+from bench.membership.shadow import shadow_trainer  # noqa: E402
 from bench.models.training import TrainingPlan, build, fit  # noqa: E402
 from bench.runner import run_grid  # noqa: E402
 
@@ -84,6 +89,24 @@ def prior_costs(cache: Path, steps: int = 200) -> dict[str, float]:
     attack_seconds, raw_seconds = _seconds(inversion), _seconds(raw)
     return {"prior_s": ctx.prior.info["seconds"], "prior_steps": ctx.prior.info["key"]["prior"]["steps"],
             "attack_s": attack_seconds, "raw_fwd_bwd_s": raw_seconds, "ratio": attack_seconds / raw_seconds}
+
+
+def membership_costs(cache: Path) -> dict[str, float]:
+    """The membership grid's SynthFaces job (seed 0, no defense): one shadow model trained on half
+    the public data with the target's recipe, and a whole offline LiRA cell with an empty shadow cache."""
+    job = next(j for j in load_config("membership").jobs()
+               if j.first.seed == 0 and not j.first.target_defenses and j.first.dataset.name == "synthfaces")
+    ctx = prepare(job, cache)
+    public = ctx.splits.public
+    half = torch.randperm(len(public), generator=torch.Generator().manual_seed(0))[: len(public) // 2]
+    train = shadow_trainer(job.first.target.model, ctx.splits.meta.shape,
+                           shadow_classes(public.y, ctx.splits.meta.num_classes),
+                           TrainingPlan.from_spec(job.first.target), cache / "shadow-timing")
+    shadow_s = _seconds(lambda: train(public.x[half], public.y[half], 0))
+    lira = next(c for c in job.cells if c.attack.label == "lira" and c.defense_label == "none")
+    fresh = dataclasses.replace(ctx, cache_dir=cache / "lira-timing")
+    cell_s = _seconds(lambda: run_cell(fresh, lira, cache / "lira-results"))
+    return {"shadow_s": shadow_s, "lira_cell_s": cell_s, "shadows": lira.attack.params.shadow_models}
 
 
 def papermill_overhead(grid: str, workdir: Path, workers: int) -> dict[str, float]:
@@ -177,6 +200,7 @@ def main() -> None:
         mi = mi_face_ratio(work / "one" / "cache")
         efficiency = query_efficiency(work / "one" / "cache")
         priors = prior_costs(work / "one" / "cache")
+        membership = membership_costs(work / "one" / "cache")
     print("\nSieve performance (measured now, this machine)")
     print(f"(a) mi-face / raw forward+backward, same steps and batch: {mi['ratio']:.2f}x "
           f"({mi['attack_s']:.2f} s vs {mi['raw_fwd_bwd_s']:.2f} s)")
@@ -196,6 +220,8 @@ def main() -> None:
     print(f"(g) generator prior on synthfaces: {priors['prior_s']:.0f} s for {priors['prior_steps']} steps; "
           f"gmi / raw forward+backward of generator, discriminator and target, same steps and batch: "
           f"{priors['ratio']:.2f}x ({priors['attack_s']:.2f} s vs {priors['raw_fwd_bwd_s']:.2f} s; goal <= 1.5x)")
+    print(f"(h) membership on synthfaces (mlp target): one shadow model {membership['shadow_s']:.1f} s; an offline "
+          f"LiRA cell with its {membership['shadows']} shadows trained from scratch {membership['lira_cell_s']:.0f} s")
 
 
 if __name__ == "__main__":
