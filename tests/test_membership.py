@@ -375,3 +375,4 @@ def test_membership_cells_run_in_the_job_beside_the_defenses(tmp_path):
     roc, reason = figures.membership_roc(tmp_path / "r", cells)
     assert roc is not None, reason
     assert figures.leak_map(cells, metrics)[1] == "needs inversion and membership attacks on the same targets"
+    assert figures.gallery(tmp_path / "r", cells, "digits")[1] == "no completed inversion attack on digits"

@@ -38,9 +38,9 @@ def _cell_level(metrics: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 def gallery(results_dir: str | Path, cells: pd.DataFrame, dataset: str, max_identities: int = 10) -> Drawn:
     """A private training image per identity above what each attack recovered under each defense (seed = lowest)."""
-    done = cells[(cells["dataset"] == dataset) & (cells["status"] == "done")]
+    done = cells[(cells["dataset"] == dataset) & (cells["status"] == "done") & (_kind(cells) == "inversion")]
     if done.empty:
-        return None, f"no completed attack on {dataset}"
+        return None, f"no completed inversion attack on {dataset}"
     done = done[done["seed"] == done["seed"].min()].sort_values(["attack", "defense"])
     references = ResultsDir(results_dir).references(dataset)
     if not references.exists():
@@ -181,7 +181,7 @@ ROC_FPRS = np.logspace(-3, 0, 61)  # the common FPR grid seeds are averaged on
 def membership_roc(results_dir: str | Path, cells: pd.DataFrame) -> Drawn:
     """ROC curves of the membership attacks on log–log axes, a line per defense (TPR averaged over
     seeds at each FPR), a panel per dataset and attack: what matters is the TPR at low FPR."""
-    done = cells[(cells["status"] == "done") & (cells.get("kind", pd.Series(dtype=str)) == "membership")]
+    done = cells[(cells["status"] == "done") & (_kind(cells) == "membership")]
     if done.empty:
         return None, "no membership attack in the grid"
     curves = []
@@ -243,6 +243,11 @@ def judge_caption(cells: pd.DataFrame, dataset: str) -> str:
     r = rows.iloc[0]
     return (f"judge: {r['evaluator_data']}, acc {r['evaluator_acc']:.2f} on held-out photos, "
             f"{r['evaluator_mean_acc']:.2f} on class means")
+
+
+def _kind(cells: pd.DataFrame) -> pd.Series:
+    """Each cell's attack kind (results written before membership attacks existed: inversion)."""
+    return cells["kind"].fillna("inversion") if "kind" in cells else pd.Series("inversion", index=cells.index)
 
 
 def _half(values: pd.Series) -> float:
