@@ -376,3 +376,5 @@ def test_membership_cells_run_in_the_job_beside_the_defenses(tmp_path):
     assert roc is not None, reason
     assert figures.leak_map(cells, metrics)[1] == "needs inversion and membership attacks on the same targets"
     assert figures.gallery(tmp_path / "r", cells, "digits")[1] == "no completed inversion attack on digits"
+    dp = cells.assign(epsilon=[1.0, 8.0] * 3, defense=["dp-sgd(epsilon=1)", "dp-sgd(epsilon=8)"] * 3)
+    assert figures.dp_sweep(dp, metrics)[1] == "no inversion attack on a DP-SGD target"

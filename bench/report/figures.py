@@ -134,6 +134,8 @@ def dp_sweep(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
     if dp["defense"].nunique() < 2:
         return None, "needs DP-SGD at two or more epsilons"
     acc = _cell_level(metrics, "acc@1").merge(dp[["cell_id", "epsilon", "test_acc"]], on="cell_id")
+    if acc.empty:
+        return None, "no inversion attack on a DP-SGD target"
     long = pd.concat([acc.assign(measure="attack acc@1", y=acc["value"]),
                       acc.drop_duplicates(["dataset", "seed", "epsilon"]).assign(measure="test accuracy", attack="target",
                                                                                  y=lambda d: d["test_acc"])])
