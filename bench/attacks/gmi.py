@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from bench.attacks.base import Attack, AttackResult
-from bench.attacks.latent import random_latents
+from bench.attacks.latent import identity_loss, random_latents
 from bench.oracle import OracleView, ThreatModel
 from bench.params import param
 from bench.registry import attack
@@ -53,7 +52,7 @@ class GMI(Attack):
         optimizer = torch.optim.SGD([z], lr=p.lr, momentum=p.momentum)
         for step in range(p.steps):
             x = prior.generate(z)
-            loss = -prior.realism(x) + p.identity * F.cross_entropy(oracle.logits(x), labels, reduction="none")
+            loss = identity_loss(prior, oracle, x, labels, p.identity)
             optimizer.zero_grad()
             loss.sum().backward()
             optimizer.step()

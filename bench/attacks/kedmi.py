@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from bench.attacks.base import Attack, AttackResult
+from bench.attacks.latent import identity_loss
 from bench.oracle import OracleView, ThreatModel
 from bench.params import param
 from bench.registry import attack
@@ -55,7 +55,7 @@ class KEDMI(Attack):
             eps = torch.randn((k, p.draws, d), generator=rng)
             z = (mu[:, None] + log_sigma.exp()[:, None] * eps).flatten(0, 1)
             x = prior.generate(z)
-            loss = -prior.realism(x) + p.identity * F.cross_entropy(oracle.logits(x), labels, reduction="none")
+            loss = identity_loss(prior, oracle, x, labels, p.identity)
             optimizer.zero_grad()
             loss.mean().backward()
             optimizer.step()

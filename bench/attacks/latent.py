@@ -11,7 +11,10 @@ from __future__ import annotations
 from typing import Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
+
+from bench.oracle import OracleView
 
 
 class GenerativePrior(Protocol):
@@ -31,3 +34,9 @@ class GenerativePrior(Protocol):
 def random_latents(prior: GenerativePrior, n: int, rng: torch.Generator) -> Tensor:
     """``n`` draws from the prior's latent distribution."""
     return torch.randn((n, prior.latent_dim), generator=rng)
+
+
+def identity_loss(prior: GenerativePrior, oracle: OracleView, x: Tensor, labels: Tensor, weight: float) -> Tensor:
+    """GMI's objective per image (KEDMI's too): the discriminator keeps ``x`` on the public data's
+    manifold (``-realism``), the white-box target's cross-entropy pulls it to its identity."""
+    return -prior.realism(x) + weight * F.cross_entropy(oracle.logits(x), labels, reduction="none")
