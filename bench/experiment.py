@@ -171,7 +171,7 @@ def train_prior(cells: list[CellSpec], splits: DataSplits, cache_dir: str | Path
         return None
     cell = users[0]
     spec = cell.prior
-    plan = PriorPlan(spec.steps, spec.latent_dim, spec.batch_size, spec.lr, spec.width)
+    plan = PriorPlan(spec.steps, spec.batch_size, spec.lr)
     public = splits.public.x
     key = {"kind": "prior", "dataset": cell.dataset.to_json(), "prior": dataclasses.asdict(spec), "seed": PRIOR_SEED}
     make = lambda: GanPrior(splits.meta.shape, spec.latent_dim, spec.width)  # noqa: E731

@@ -54,7 +54,7 @@ def prior_fixture() -> GanPrior:
     """A small generator prior on the digits' public split (deterministic; a few seconds)."""
     splits, _ = fixture()
     prior = GanPrior(splits.meta.shape, latent_dim=16, width=16)
-    train_gan(prior, splits.public.x, PriorPlan(steps=150, latent_dim=16, batch_size=32, lr=2e-4, width=16), seed=0,
+    train_gan(prior, splits.public.x, PriorPlan(steps=150, batch_size=32, lr=2e-4), seed=0,
               desc="conformance prior")
     return prior
 

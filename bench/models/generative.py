@@ -26,13 +26,11 @@ from tqdm import tqdm
 
 @dataclass(frozen=True)
 class PriorPlan:
-    """How the generator is trained (the grid's ``prior:`` mapping)."""
+    """How the GAN is trained (the grid's ``prior:`` mapping; its shape is the ``GanPrior``'s)."""
 
     steps: int
-    latent_dim: int
     batch_size: int
     lr: float
-    width: int
 
 
 def _up_block(cin: int, cout: int) -> nn.Sequential:
@@ -151,7 +149,7 @@ def train_gan(prior: GanPrior, public: Tensor, plan: PriorPlan, seed: int, desc:
     prior.train()
     for step in tqdm(range(plan.steps), desc=desc, leave=False, mininterval=2):
         real = public[torch.randint(len(public), (plan.batch_size,), generator=g)]
-        z = torch.randn(plan.batch_size, plan.latent_dim, generator=g)
+        z = torch.randn(plan.batch_size, prior.latent_dim, generator=g)
         fake = prior.generate(z)
         loss_d = (F.relu(1 - prior.realism(diff_augment(real, g))).mean()
                   + F.relu(1 + prior.realism(diff_augment(fake.detach(), g))).mean())
