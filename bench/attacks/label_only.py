@@ -23,11 +23,12 @@ class LabelOnly(Attack):
     (``basis: generator``), a coarse grid, or pixels.
 
     Label-only: start from a point the oracle labels as the target — a public image (projected
-    onto the basis) it labels so, or with the generator a latent draw it labels so — then repeatedly sample ``points`` on a sphere around it; move
-    away from the sampled points that leave the class (only if the new point keeps the label,
-    else shrink the sphere), and grow the sphere when no point leaves. The point drifts away
-    from the decision boundary, toward the class's interior; in pixel space it also drifts off
-    the image manifold. An identity with no starting point keeps the basis' mean image (the generator's image of the zero latent).
+    onto the basis) it labels so, or with the generator a latent draw it labels so — then
+    repeatedly sample ``points`` on a sphere around it; move away from the sampled points that
+    leave the class (only if the new point keeps the label, else shrink the sphere), and grow
+    the sphere when no point leaves. The point drifts away from the decision boundary, toward
+    the class's interior; in pixel space it also drifts off the image manifold. An identity
+    with no starting point keeps the basis' mean image (the generator's image of the zero latent).
     Example: ``bench run default --only attack=label-only``.
     """
 

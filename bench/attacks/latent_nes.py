@@ -50,7 +50,7 @@ class LatentNES(Attack):
         k = len(targets)
         half = max(1, p.samples // 2)
         per_identity = budget if budget is not None else p.budget
-        z = self.scan(oracle, prior, targets, int(p.scan * per_identity) * k, rng).requires_grad_(True)
+        z = self.most_confident_draws(oracle, prior, targets, int(p.scan * per_identity) * k, rng).requires_grad_(True)
         optimizer = torch.optim.Adam([z], lr=p.lr)
         self.checkpoint(oracle, prior.generate(z.detach()))
         while (oracle.queries + 2 * half * k) <= per_identity * k:
@@ -65,7 +65,8 @@ class LatentNES(Attack):
         return AttackResult(reconstructions=prior.generate(z.detach()))
 
     @torch.no_grad()
-    def scan(self, oracle: OracleView, prior: GenerativePrior, targets: Tensor, n: int, rng: torch.Generator) -> Tensor:
+    def most_confident_draws(self, oracle: OracleView, prior: GenerativePrior, targets: Tensor, n: int,
+                             rng: torch.Generator) -> Tensor:
         """Per identity, the latent among ``n`` random draws its target is most confident about
         (a random draw each when ``n`` is 0)."""
         if n == 0:
