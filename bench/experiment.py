@@ -214,11 +214,14 @@ def access_left(cell: CellSpec, attack: Attack) -> ThreatModel:
 
 
 def build_oracle(ctx: JobContext, cell: CellSpec, attack: Attack) -> Oracle:
-    """The oracle this cell's attacker gets: threat model, output defenses, endpoint guards, budget."""
+    """The oracle this cell's attacker gets: threat model, output defenses, endpoint guards, budget.
+    A white-box attacker holds the model: neither output defenses nor guards stand between it
+    and the model's own probabilities."""
     k = ctx.splits.meta.num_classes
     access = access_left(cell, attack)
+    white_box = access == ThreatModel.WHITE_BOX
     g = generator(cell.seed, "guard")
-    guards = [] if access == ThreatModel.WHITE_BOX else [
+    guards = [] if white_box else [
         d.build().guard(ctx.splits.private_train.x, ctx.splits.private_test.x, g)
         for d in cell.defenses if d.cls.stage == Stage.ACCESS]
     return Oracle(
@@ -227,7 +230,7 @@ def build_oracle(ctx: JobContext, cell: CellSpec, attack: Attack) -> Oracle:
         num_classes=k,
         input_shape=ctx.splits.meta.shape,
         budget=None if attack.budget is None else attack.budget * k,
-        output_transforms=output_transforms(cell),
+        output_transforms=[] if white_box else output_transforms(cell),
         guards=guards,
     )
 

@@ -87,3 +87,16 @@ def test_label_only_in_the_generator_space_stays_in_each_class(tiny_target, digi
     with torch.no_grad():  # every found identity ends where it started: inside its class
         assert (tiny_target(r.reconstructions).argmax(1) == torch.arange(10)).float().mean() >= found
     assert r.queries <= 3000
+
+
+def test_a_white_box_attacker_sees_the_models_own_probabilities_under_an_output_defense(tiny_target, digits):
+    """gmi and kedmi pick their best restart by confidence: under rounding they must still see the
+    model's probabilities, as they hold the model (they chose through the rounding before this was so)."""
+    rounded_grid = GRID.replace("attacks:", "defenses: [round: {decimals: 1}]\nattacks:\n  - latent-nes")
+    cells = {c.attack.name: c for c in parse_config(yaml.safe_load(rounded_grid)).cells()}
+    ctx = ex.JobContext(None, digits, TrainedModel(tiny_target, {}, True), None)
+    x = digits.public.x[:8]
+    white = ex.build_oracle(ctx, cells["gmi"], cells["gmi"].attack.build()).probabilities(x)
+    assert torch.allclose(white, torch.softmax(tiny_target(x), 1))
+    black = ex.build_oracle(ctx, cells["latent-nes"], cells["latent-nes"].attack.build()).probabilities(x)
+    assert torch.equal(black, black.round(decimals=1)) and not torch.allclose(black, white)
