@@ -182,3 +182,20 @@ def test_imagefolder_bad_input(tmp_path):
         folder(few).load()
     with pytest.raises(DataError, match=r"private identities \['nobody'\] are not folders"):
         folder(write_folder(tmp_path / "ok"), private=["nobody"]).load()
+
+
+def test_imagefolder_overrepresent_repeats_only_the_targets_training_images_of_one_identity(tmp_path):
+    root = write_folder(tmp_path / "faces")
+    plain = folder(root, private=["id0", "id2"]).load()
+    s = folder(root, private=["id0", "id2"], overrepresent=3, overrepresented="id2").load()
+    assert s.meta.extra["overrepresented_identity"] == 1 and plain.meta.extra["overrepresented_identity"] is None
+    for part in ("private_train", "private_test", "public"):  # the originals, held-out and public stay as collected
+        assert torch.equal(getattr(s, part).x, getattr(plain, part).x)
+    assert s.evaluator_train("private-train") is s.private_train  # the judge never sees the repeats
+    target = s.target_train
+    assert torch.equal(target.of_class(0), plain.private_train.of_class(0))
+    assert torch.equal(target.of_class(1), plain.private_train.of_class(1).repeat(3, 1, 1, 1))
+    with pytest.raises(ConfigError, match="needs 'overrepresented', one identity folder"):
+        folder(root, overrepresent=2, overrepresented="nobody").check()
+    with pytest.raises(DataError, match=r"overrepresented identity 'id1' is not private; private: \['id0', 'id2'\]"):
+        folder(root, private=["id0", "id2"], overrepresent=2, overrepresented="id1").load()

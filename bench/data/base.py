@@ -8,8 +8,8 @@ them never saw a target's image (protocol ``disjoint``); the field's own protoco
 the private training images (``private-train``, as in GMI and KEDMI).
 
 ``private_train`` stays the images as collected: they are what an attacker is after, so every
-similarity metric compares against them. Data-stage defenses only set ``defended_train``, the
-copy the target is trained on.
+similarity metric compares against them. Data-stage defenses (and a dataset's repeats of an
+over-represented identity) only set ``defended_train``, the copy the target is trained on.
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ class DataSplits:
 
     @property
     def target_train(self) -> Split:
-        """What the target trains on: the private training set after the data-stage defenses."""
+        """What the target trains on: the private training set as the dataset hands it to the target
+        (e.g. with an over-represented identity's repeats), after the data-stage defenses."""
         return self.private_train if self.defended_train is None else self.defended_train
 
     def with_defended_train(self, split: Split) -> DataSplits:

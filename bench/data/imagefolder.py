@@ -29,6 +29,9 @@ class ImageFolder(Dataset):
     to spare, so the judge trains on the private training images unless ``evaluator_share``
     sets aside a share of every private identity's images for it. Byte-identical copies of an
     image within an identity are dropped (with a warning), so no copy lands on both sides of a split.
+    ``overrepresent: N`` repeats one private identity's training images N times in the copy the
+    target trains on — the CEO whose photos fill the company's dataset — and nowhere else: the
+    originals, the held-out images and the judge's stay as collected.
     """
 
     judge_data = "private-train (default), or disjoint with evaluator_share > 0"
@@ -46,6 +49,9 @@ class ImageFolder(Dataset):
                                        "(0: none, the judge trains on the private training images)", low=0, high=1)
         seed: int = param(0, help="seed of the identity and image splits", low=0)
         label: str = param("", help="short name in tables and file names (default: the folder's name)")
+        overrepresent: int = param(1, help="times the target trains on each training image of 'overrepresented'",
+                                   low=1)
+        overrepresented: str = param("", help="the private identity folder that 'overrepresent' repeats")
 
     @classmethod
     def display_name(cls, params: Any) -> str:
@@ -56,6 +62,9 @@ class ImageFolder(Dataset):
         root = Path(p.root).expanduser()
         if not root.is_dir():
             raise ConfigError(f"dataset 'imagefolder': parameter 'root' is '{root}', which is not a folder")
+        if p.overrepresent > 1 and not (root / p.overrepresented).is_dir():
+            raise ConfigError(f"dataset 'imagefolder': overrepresent {p.overrepresent} needs 'overrepresented', one "
+                              f"identity folder of '{root}'; got '{p.overrepresented}'")
         if p.test_fraction + p.evaluator_share >= 1:
             raise ConfigError(f"dataset 'imagefolder': test_fraction + evaluator_share = "
                               f"{p.test_fraction + p.evaluator_share:g} must be below 1 (the rest trains the target)")
@@ -107,10 +116,28 @@ class ImageFolder(Dataset):
             shape=(p.channels, p.size, p.size),
             identity_names=private_names,
             public_kind="disjoint identities",
-            extra={"root": str(root), "public_identities": public_names},
+            extra={"root": str(root), "public_identities": public_names,
+                   "overrepresented_identity": self._overrepresented(private_names)},
         )
         train, test, *pool = (Split(x[i], y[i]) for i in parts)
-        return DataSplits(train, test, Split(torch.from_numpy(qx), torch.from_numpy(qy)), pool[0] if pool else None, meta)
+        splits = DataSplits(train, test, Split(torch.from_numpy(qx), torch.from_numpy(qy)), pool[0] if pool else None,
+                            meta)
+        k = meta.extra["overrepresented_identity"]
+        if k is None:
+            return splits
+        repeats = train.of_class(k).repeat(p.overrepresent - 1, 1, 1, 1)
+        return splits.with_defended_train(Split(torch.cat([train.x, repeats]),
+                                                torch.cat([train.y, torch.full((len(repeats),), k)])))
+
+    def _overrepresented(self, private_names: list[str]) -> int | None:
+        """The class index ``overrepresent`` repeats (None without it); it must be a private identity."""
+        p = self.params
+        if p.overrepresent == 1:
+            return None
+        if p.overrepresented not in private_names:
+            raise DataError(f"imagefolder: overrepresented identity '{p.overrepresented}' is not private; "
+                            f"private: {private_names}")
+        return private_names.index(p.overrepresented)
 
     def _check_spare(self, labels: np.ndarray, names: list[str]) -> None:
         """A disjoint judge needs at least two images per identity beside one to train and one to test on."""
