@@ -114,17 +114,21 @@ class Attack:
         """Record the current reconstructions (one per target identity) after the queries so far."""
         self._checkpoints.append(Checkpoint(oracle.queries, x.detach().clamp(0, 1).clone(), dict(info)))
 
+    def refuse_weaker(self, oracle: Oracle) -> None:
+        """Raise ``AttackRefused`` — before any query — when ``oracle`` serves less than the attack needs."""
+        if not oracle.threat_model.serves(self.weakest_access()):
+            raise AttackRefused(
+                f"attack '{self.name}' needs a {self.weakest_access().value} oracle; "
+                f"this cell's defenses leave only {oracle.threat_model.value} access"
+            )
+
     def execute(self, oracle: Oracle, targets: Tensor, public: Tensor | None, seed: int,
                 prior: GenerativePrior | None = None) -> AttackResult:
         """Run against ``oracle`` for every identity in ``targets``; refuse a wrong oracle up front.
 
         The attack sees ``oracle`` only through an :class:`OracleView`, and the generator
         ``prior`` (trained on public data by the job) as ``self.prior``."""
-        if not oracle.threat_model.serves(self.weakest_access()):
-            raise AttackRefused(
-                f"attack '{self.name}' needs a {self.weakest_access().value} oracle; "
-                f"this cell's defenses leave only {oracle.threat_model.value} access"
-            )
+        self.refuse_weaker(oracle)
         if self.needs_public_data and public is None:
             raise AttackRefused(f"attack '{self.name}' needs public data and the dataset has none")
         if self.uses_prior() and prior is None:

@@ -30,7 +30,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
-from bench.attacks.base import Attack, AttackRefused
+from bench.attacks.base import Attack
 from bench.errors import ConfigError
 from bench.oracle import Oracle, OracleView, ThreatModel
 from bench.params import param
@@ -100,9 +100,7 @@ class MembershipAttack(Attack):
     def infer(self, oracle: Oracle, x: Tensor, y: Tensor, public: PublicImages, shadows: ShadowTrainer,
               seed: int) -> MembershipResult:
         """Score ``x`` through ``oracle`` (seen as an :class:`OracleView`); refuse a wrong oracle up front."""
-        if not oracle.threat_model.serves(self.weakest_access()):
-            raise AttackRefused(f"attack '{self.name}' needs a {self.weakest_access().value} oracle; "
-                                f"this cell's defenses leave only {oracle.threat_model.value} access")
+        self.refuse_weaker(oracle)
         start_queries, start = oracle.queries, time.perf_counter()
         scores = self.score(OracleView(oracle), x, y, public, shadows, torch.Generator().manual_seed(seed))
         if scores.shape != y.shape or not torch.isfinite(scores.double()).all():
