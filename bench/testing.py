@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import tempfile
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -139,16 +140,7 @@ def check_attack(name: str, params: dict[str, Any] | None = None, seed: int = 0)
         assert result.checkpoints and result.checkpoints[-1].queries <= result.queries, f"{name}: checkpoints"
         runs.append(result)
     assert torch.equal(runs[0].reconstructions, runs[1].reconstructions), f"{name}: not deterministic for a seed"
-    attack = spec.build()
-    weaker = _LOWER.get(attack.weakest_access())
-    if weaker is not None:
-        oracle = _oracle(model, splits, weaker, attack.budget)
-        try:
-            attack.execute(oracle, targets, splits.public.x, seed=seed, prior=prior)
-        except AttackRefused:
-            assert oracle.queries == 0, f"{name}: queried before refusing"
-        else:
-            raise AssertionError(f"{name}: ran against a {weaker.value} oracle it cannot use")
+    _check_refuses_weaker(name, spec, lambda a, o: a.execute(o, targets, splits.public.x, seed=seed, prior=prior))
 
 
 def _check_membership(name: str, spec: Any, seed: int) -> None:
@@ -170,15 +162,24 @@ def _check_membership(name: str, spec: Any, seed: int) -> None:
             assert result.queries == oracle.queries > 0, f"{name}: queries not counted by the oracle"
             runs.append(result.scores)
         assert torch.equal(runs[0], runs[1]), f"{name}: not deterministic for a seed"
-        weaker = _LOWER.get(spec.build().weakest_access())
-        if weaker is not None:
-            oracle = _oracle(model, splits, weaker, None)
-            try:
-                spec.build().infer(oracle, x, y, public, shadows, seed=seed)
-            except AttackRefused:
-                assert oracle.queries == 0, f"{name}: queried before refusing"
-            else:
-                raise AssertionError(f"{name}: ran against a {weaker.value} oracle it cannot use")
+        _check_refuses_weaker(name, spec, lambda a, o: a.infer(o, x, y, public, shadows, seed=seed))
+
+
+def _check_refuses_weaker(name: str, spec: Any, run: Callable[[Any, Oracle], object]) -> None:
+    """Run the attack against an oracle one threat model below what it needs: it must be refused
+    before any query."""
+    attack = spec.build()
+    weaker = _LOWER.get(attack.weakest_access())
+    if weaker is None:
+        return
+    splits, model = fixture()
+    oracle = _oracle(model, splits, weaker, attack.budget)
+    try:
+        run(attack, oracle)
+    except AttackRefused:
+        assert oracle.queries == 0, f"{name}: queried before refusing"
+    else:
+        raise AssertionError(f"{name}: ran against a {weaker.value} oracle it cannot use")
 
 
 def check_defense(name: str, params: dict[str, Any] | None = None) -> None:
