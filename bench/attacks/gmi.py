@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from bench.attacks.base import Attack, AttackResult
-from bench.attacks.latent import identity_loss, random_latents
+from bench.attacks.latent import identity_loss, most_confident, random_latents
 from bench.oracle import OracleView, ThreatModel
 from bench.params import param
 from bench.registry import attack
@@ -59,20 +59,11 @@ class GMI(Attack):
             with torch.no_grad():
                 z.copy_(self.clipped(z))
             if step % 25 == 0:
-                self.checkpoint(oracle, self.most_confident(oracle, z.detach(), labels, k, r)[0])
-        best, confidence = self.most_confident(oracle, z.detach(), labels, k, r)
+                self.checkpoint(oracle, most_confident(oracle, prior.generate(z.detach()), targets, r)[0])
+        best, confidence = most_confident(oracle, prior.generate(z.detach()), targets, r)
         self.checkpoint(oracle, best, confidence=float(confidence.mean()))
         return AttackResult(reconstructions=best)
 
     def clipped(self, z: Tensor) -> Tensor:
         c = self.params.clip
         return z.clamp(-c, c) if c > 0 else z
-
-    @torch.no_grad()
-    def most_confident(self, oracle: OracleView, z: Tensor, labels: Tensor, k: int, r: int) -> tuple[Tensor, Tensor]:
-        """Per identity, the restart's image the target is most confident about, and that confidence."""
-        assert self.prior is not None
-        x = self.prior.generate(z)
-        confidence = oracle.probabilities(x).gather(1, labels[:, None]).view(k, r)
-        pick = confidence.argmax(1)
-        return x.view(k, r, *x.shape[1:])[torch.arange(k), pick], confidence.max(1).values

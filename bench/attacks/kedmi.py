@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from bench.attacks.base import Attack, AttackResult
-from bench.attacks.latent import identity_loss
+from bench.attacks.latent import identity_loss, most_confident
 from bench.oracle import OracleView, ThreatModel
 from bench.params import param
 from bench.registry import attack
@@ -64,9 +64,7 @@ class KEDMI(Attack):
         with torch.no_grad():
             eps = torch.randn((k, p.samples, d), generator=rng)
             draws = prior.generate((mu[:, None] + log_sigma.exp()[:, None] * eps).flatten(0, 1))
-            confidence = oracle.probabilities(draws).gather(1, targets.repeat_interleave(p.samples)[:, None])
-            draws = draws.view(k, p.samples, *draws.shape[1:])
-            best = draws[torch.arange(k), confidence.view(k, p.samples).argmax(1)]
+            best, confidence = most_confident(oracle, draws, targets, p.samples)
             mean = prior.generate(mu)
-        self.checkpoint(oracle, best, confidence=float(confidence.view(k, -1).max(1).values.mean()))
-        return AttackResult(reconstructions=best, extras={"mean": mean, "samples": draws})
+        self.checkpoint(oracle, best, confidence=float(confidence.mean()))
+        return AttackResult(reconstructions=best, extras={"mean": mean, "samples": draws.view(k, p.samples, *best.shape[1:])})
