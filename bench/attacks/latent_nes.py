@@ -10,6 +10,7 @@ from torch import Tensor
 from bench.attacks.base import Attack, AttackResult, CheckpointParams
 from bench.attacks.latent import GenerativePrior, random_latents
 from bench.attacks.nes import estimate_gradient
+from bench.attacks.priors import best_per_identity
 from bench.oracle import OracleView, ThreatModel
 from bench.params import param
 from bench.registry import attack
@@ -72,12 +73,6 @@ class LatentNES(Attack):
         if n == 0:
             return random_latents(prior, len(targets), rng)
         latents = random_latents(prior, n, rng)
-        best = torch.full((len(targets),), -1.0)
-        pick = torch.zeros(len(targets), dtype=torch.long)
-        for start in range(0, n, 256):
-            probs = oracle.probabilities(prior.generate(latents[start : start + 256]))[:, targets]
-            top, where = probs.max(0)
-            better = top > best
-            best = torch.where(better, top, best)
-            pick = torch.where(better, where + start, pick)
+        pick = best_per_identity(n, lambda rows: oracle.probabilities(prior.generate(latents[rows]))[:, targets],
+                                 len(targets), -1.0)
         return latents[pick].clone()

@@ -1,6 +1,8 @@
-"""Image priors and starting points shared by the attacks (no target knowledge in here)."""
+"""Image priors, starting points and candidate scans shared by the attacks (no target knowledge in here)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -35,3 +37,19 @@ def initial_images(kind: str, shape: tuple[int, ...], rng: torch.Generator, publ
         return torch.rand(shape, generator=rng)
     raise ValueError(f"unknown initial image kind '{kind}'; allowed: {', '.join(INITS)}")
 
+
+
+def best_per_identity(n: int, scores: Callable[[slice], Tensor], identities: int, floor: float,
+                      after_batch: Callable[[Tensor], None] = lambda pick: None, batch: int = 256) -> Tensor:
+    """Score ``n`` candidates in query batches (``scores(rows)``: batch × identities) and keep, per
+    identity, the index of the first candidate with the highest score above ``floor`` (-1: none);
+    ``after_batch`` sees the picks so far (for checkpoints)."""
+    best = torch.full((identities,), floor)
+    pick = torch.full((identities,), -1, dtype=torch.long)
+    for start in range(0, n, batch):
+        top, arg = scores(slice(start, start + batch)).max(dim=0)
+        better = top > best  # strict: at a tie the earlier candidate stays
+        best = torch.where(better, top, best)
+        pick = torch.where(better, arg + start, pick)
+        after_batch(pick)
+    return pick

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from bench.attacks.base import Attack, AttackResult
+from bench.attacks.priors import best_per_identity
 from bench.oracle import OracleView, ThreatModel
 from bench.params import param
 from bench.registry import attack
@@ -41,19 +42,16 @@ class PublicLookalike(Attack):
         n = min(len(public), (budget if budget is not None else self.params.budget) * len(targets))
         pool = public[torch.randperm(len(public), generator=rng)[:n]]
         scored = oracle.threat_model.serves(ThreatModel.BLACK_BOX)
-        best = torch.full((len(targets),), -1.0 if scored else 0.0)  # labels: only a hit counts
-        pick = torch.full((len(targets),), -1, dtype=torch.long)
-        for start in range(0, n, 256):
-            batch = pool[start : start + 256]
+
+        def scores(rows: slice) -> Tensor:  # batch × identities; under labels only a hit counts
             if scored:
-                scores = oracle.probabilities(batch)[:, targets]  # batch × identities
-            else:
-                scores = (oracle.labels(batch)[:, None] == targets[None, :]).float()
-            top, arg = scores.max(dim=0)
-            better = top > best  # strict: under labels, the first image labelled as the identity stays
-            best = torch.where(better, top, best)
-            pick = torch.where(better, arg + start, pick)
+                return oracle.probabilities(pool[rows])[:, targets]
+            return (oracle.labels(pool[rows])[:, None] == targets[None, :]).float()
+
+        def checkpoint(pick: Tensor) -> None:
             self.checkpoint(oracle, self._images(pool, pick), found=float((pick >= 0).float().mean()))
+
+        pick = best_per_identity(n, scores, len(targets), -1.0 if scored else 0.0, checkpoint)
         return AttackResult(reconstructions=self._images(pool, pick))
 
     @staticmethod
