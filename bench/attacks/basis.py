@@ -41,6 +41,12 @@ class ImageBasis:
         """Images to the coefficients of their least-squares approximation in the basis."""
         return (x.flatten(-len(self.shape)) - self.mean) @ self.inverse
 
+    def candidates(self, images: Tensor | None, n: int, rng: torch.Generator) -> Tensor:
+        """Up to ``n`` points to start a search from: the coefficients of ``images`` in a random order."""
+        if images is None:
+            return torch.empty(0, self.dims)
+        return self.encode(images[torch.randperm(len(images), generator=rng)][:n])
+
 
 @dataclass(frozen=True)
 class BasisParams:
@@ -99,6 +105,10 @@ class GeneratorBasis(ImageBasis):
 
     def encode(self, x: Tensor) -> Tensor:
         raise NotImplementedError("a generator basis has no encoder: start from latent draws")
+
+    def candidates(self, images: Tensor | None, n: int, rng: torch.Generator) -> Tensor:
+        """``n`` draws from the latent distribution: without an encoder, images cannot be starts."""
+        return torch.randn((n, self.dims), generator=rng)
 
 
 def pixel_basis(shape: tuple[int, ...]) -> ImageBasis:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from bench.attacks.base import Attack, AttackResult, CheckpointParams
-from bench.attacks.basis import BasisParams, GeneratorBasis, ImageBasis, image_basis
+from bench.attacks.basis import BasisParams, ImageBasis, image_basis
 from bench.oracle import OracleView, ThreatModel
 from bench.params import param
 from bench.registry import attack
@@ -90,11 +90,7 @@ class LabelOnly(Attack):
         """Set ``z`` to a point the oracle labels as each target — a public image's projection, or a
         latent draw in the generator's space; returns which were found."""
         found = torch.zeros(len(targets), dtype=torch.bool)
-        if isinstance(basis, GeneratorBasis):
-            pool = torch.randn((scan, basis.dims), generator=rng)
-        else:
-            images = public if public is not None else torch.empty(0, *oracle.input_shape)
-            pool = basis.encode(images[torch.randperm(len(images), generator=rng)][:scan])
+        pool = basis.candidates(public, scan, rng)
         for start in range(0, len(pool), 256):
             batch = pool[start : start + 256]
             labels = oracle.labels(basis.decode(batch).clamp(0, 1))
