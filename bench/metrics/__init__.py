@@ -64,7 +64,7 @@ def extra_rows(extras: dict[str, Tensor], targets: Tensor, evaluator: Classifier
     (K×C×H×W), or N samples per identity (K×N×C×H×W), scored as the share the judge names."""
     rows: list[Row] = []
     for name, images in extras.items():
-        per_sample = images.dim() == len(targets.shape) + 4
+        per_sample = images.dim() == 5
         n = images.shape[1] if per_sample else 1
         hits = top_k_hits(evaluator, images.flatten(0, 1) if per_sample else images, targets.repeat_interleave(n), 1)
         share = hits.view(len(targets), n).mean(1)

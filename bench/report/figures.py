@@ -20,6 +20,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from bench.membership.metrics import roc_points  # noqa: E402
+from bench.report.gallery import show  # noqa: E402
 from bench.report.stats import mean_ci, t_interval  # noqa: E402
 from bench.results import ResultsDir  # noqa: E402
 
@@ -56,8 +57,7 @@ def gallery(results_dir: str | Path, cells: pd.DataFrame, dataset: str, max_iden
     for r, (label, images) in enumerate(rows):
         for i in range(k):
             ax = axes[r, i]
-            img = images[i].transpose(1, 2, 0)
-            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
+            show(ax, images[i])
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
