@@ -28,7 +28,7 @@ from torch import Tensor
 
 from bench.attacks.base import Attack, AttackRefused, AttackResult
 from bench.attacks.latent import GenerativePrior
-from bench.attacks.membership import MembershipAttack, PublicImages, shadow_classes
+from bench.attacks.membership import MembershipAttack, PublicImages, ShadowTrainer, shadow_classes
 from bench.config import CellSpec, JobSpec
 from bench.data.base import DataSplits
 from bench.defenses.base import Defense, Stage
@@ -333,6 +333,13 @@ def invert(ctx: JobContext, cell: CellSpec, attack: Attack, oracle: Oracle, out:
                   **{m: _all_value(rows, m) for m in ("acc@1", "acc@5", "ssim", "ssim_mean", "knn_acc@1")}}
 
 
+def shadows_for(cell: CellSpec, splits: DataSplits, cache_dir: str | Path) -> ShadowTrainer:
+    """The cell's shadow-model trainer: the target's architecture and plan (not its defenses),
+    wide enough for the public classes and the private identities, cached under ``cache_dir``."""
+    return shadow_trainer(cell.target.model, splits.meta.shape, shadow_classes(splits.public.y, splits.meta.num_classes),
+                          TrainingPlan.from_spec(cell.target), cache_dir)
+
+
 def infer_membership(ctx: JobContext, cell: CellSpec, attack: MembershipAttack, oracle: Oracle, out: Path
                      ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """A membership cell: the seed's balanced challenge set scored through the oracle, shadow
@@ -341,10 +348,8 @@ def infer_membership(ctx: JobContext, cell: CellSpec, attack: MembershipAttack, 
     splits = ctx.splits
     challenge = challenge_set(splits, generator(cell.seed, "challenge"))
     public = PublicImages(splits.public.x, splits.public.y, same_classes=splits.meta.public_kind == "disjoint samples")
-    shadows = shadow_trainer(cell.target.model, splits.meta.shape,
-                             shadow_classes(splits.public.y, splits.meta.num_classes),
-                             TrainingPlan.from_spec(cell.target), ctx.cache_dir)
-    result = attack.infer(oracle, challenge.x, challenge.y, public, shadows, seed=stream_seed(cell.seed, "attack"))
+    result = attack.infer(oracle, challenge.x, challenge.y, public, shadows_for(cell, splits, ctx.cache_dir),
+                          seed=stream_seed(cell.seed, "attack"))
     scores = pd.DataFrame({"score": result.scores.numpy(), "member": challenge.member.numpy(),
                            "source": list(challenge.source), "target_class": challenge.y.numpy().astype(str)})
     atomic_write_parquet(scores.assign(**cell.labels()), out / "membership.parquet")

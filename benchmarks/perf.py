@@ -31,12 +31,10 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from bench.attacks.membership import shadow_classes  # noqa: E402
 from bench.config import load_config, parse_entry  # noqa: E402
 from bench.data.digits import Digits  # noqa: E402
 from bench.data.synthfaces import SynthFaces, sample_identities  # noqa: E402
-from bench.experiment import build_oracle, prepare, run_cell, setup, trace_table  # noqa: E402
-from bench.membership.shadow import shadow_trainer  # noqa: E402
+from bench.experiment import build_oracle, prepare, run_cell, setup, shadows_for, trace_table  # noqa: E402
 from bench.models.training import TrainingPlan, build, fit  # noqa: E402
 from bench.runner import run_grid  # noqa: E402
 
@@ -99,9 +97,7 @@ def membership_costs(cache: Path) -> dict[str, float]:
     ctx = prepare(job, cache)
     public = ctx.splits.public
     half = torch.randperm(len(public), generator=torch.Generator().manual_seed(0))[: len(public) // 2]
-    train = shadow_trainer(job.first.target.model, ctx.splits.meta.shape,
-                           shadow_classes(public.y, ctx.splits.meta.num_classes),
-                           TrainingPlan.from_spec(job.first.target), cache / "shadow-timing")
+    train = shadows_for(job.first, ctx.splits, cache / "shadow-timing")
     shadow_s = _seconds(lambda: train(public.x[half], public.y[half], 0))
     lira = next(c for c in job.cells if c.attack.label == "lira" and c.defense_label == "none")
     fresh = dataclasses.replace(ctx, cache_dir=cache / "lira-timing")
