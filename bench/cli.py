@@ -10,7 +10,8 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported anywhere below
 
@@ -43,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--results", default="results", help="results root; the grid writes <root>/<name>/")
     run.add_argument("--cache", default=None, help="artifact cache (default <results>/.cache)")
     run.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
-                     help="run only cells whose dataset/defense/attack/seed matches (repeatable)")
+                     help="run only cells whose dataset/target/defense/attack/seed matches (repeatable)")
     run.add_argument("--keep-stale", action="store_true",
                      help="keep complete cells that another code version wrote (default: re-run them)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -51,8 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="(re)build the report of a results folder: figures, defense table, HTML")
     report.add_argument("results_dir", help="a grid's results folder, e.g. results/default")
     report.set_defaults(func=_cmd_report)
-    ls = sub.add_parser("list", help="list attacks, defenses, datasets or configs")
-    ls.add_argument("kind", choices=("attacks", "defenses", "datasets", "configs"))
+    ls = sub.add_parser("list", help="list attacks, defenses, datasets, target models or configs")
+    ls.add_argument("kind", choices=("attacks", "defenses", "datasets", "models", "configs"))
     ls.add_argument("--plugin", action="append", default=[], metavar="FILE", help="Python file registering plugins")
     ls.set_defaults(func=_cmd_list)
     return parser
@@ -127,6 +128,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
         return EXIT_OK
     from bench.params import describe
 
+    if args.kind == "models":
+        return _list_models(describe)
+
     for name, cls in REGISTRIES[args.kind].items():
         extra = []
         if getattr(cls, "kind", "inversion") != "inversion":
@@ -154,6 +158,22 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _list_models(describe: Callable[[type], list[dict[str, Any]]]) -> int:
+    """The target architectures, the evaluator's (never a target), and a target entry's parameters."""
+    from bench.config import TrainSpec
+    from bench.models.architectures import ARCHITECTURES, EVALUATOR_MODEL, TARGET_MODELS
+
+    for name in (*TARGET_MODELS, EVALUATOR_MODEL):
+        role = "target" if name in TARGET_MODELS else "the evaluator's, not a target"
+        print(f"{name}  [{role}]")
+        print(f"    {first_sentence(ARCHITECTURES[name].__doc__ or '')}")
+    print("target: (a mapping, or a list of them: the grid's target axis)")
+    for p in describe(TrainSpec):
+        allowed = f"; {p['allowed']}" if p["allowed"] else ""
+        print(f"    {p['name']}: {p['type']} = {p['default']!r}  ({p['help']}{allowed})")
+    return EXIT_OK
+
+
 def first_sentence(doc: str) -> str:
     """The docstring's first sentence, whole, on one line (a sentence may span several lines)."""
     paragraph = " ".join(doc.strip().split("\n\n")[0].split())
@@ -162,7 +182,7 @@ def first_sentence(doc: str) -> str:
 
 
 def _parse_only(items: list[str]) -> dict[str, str]:
-    allowed = ("dataset", "defense", "attack", "seed", "threat_model")
+    allowed = ("dataset", "target", "defense", "attack", "seed", "threat_model")
     only = {}
     for item in items:
         key, sep, value = item.partition("=")

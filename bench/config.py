@@ -40,9 +40,12 @@ class LoopSpec:
 
 @dataclass(frozen=True)
 class TrainSpec(LoopSpec):
-    """How every target of a grid is trained (the config's ``target:`` mapping)."""
+    """How a target is trained: the config's ``target:`` mapping, or one entry of its list (the
+    grid's target axis, e.g. epochs or widths swept to study over-fitting and capacity)."""
 
     model: str = param("cnn", help="target architecture", choices=TARGET_MODELS)
+    width: float = param(1.0, help="capacity: every layer's channels or units times this (rounded to multiples "
+                                   "of 8)", low=0, low_open=True)
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,11 @@ class CellSpec:
     target: TrainSpec
     evaluator: EvaluatorSpec
     prior: PriorSpec = PriorSpec()
+    target_label: str = ""  # the target's name in the tables (see target_labels); the model when empty
+
+    @property
+    def target_name(self) -> str:
+        return self.target_label or self.target.model
 
     @property
     def defense_label(self) -> str:
@@ -147,6 +155,7 @@ class CellSpec:
             "attack": self.attack.to_json(),
             "seed": self.seed,
             "target": dataclasses.asdict(self.target),
+            "target_label": self.target_name,
             "evaluator": dataclasses.asdict(self.evaluator),
             **({"prior": dataclasses.asdict(self.prior)} if self.attack.build().uses_prior() else {}),
         }
@@ -157,6 +166,7 @@ class CellSpec:
             "cell_id": self.cell_id,
             "job_id": self.job_id,
             "dataset": self.dataset.label,
+            "target": self.target_name,
             "defense": self.defense_label,
             "attack": self.attack.label,
             "threat_model": self.attack.cls.threat_model.value,
@@ -173,6 +183,7 @@ class CellSpec:
             target=parse_params(TrainSpec, blob["target"], "target"),
             evaluator=parse_params(EvaluatorSpec, blob["evaluator"], "evaluator"),
             prior=parse_params(PriorSpec, blob.get("prior"), "prior"),
+            target_label=str(blob.get("target_label", "")),
         )
 
 
@@ -194,7 +205,7 @@ class JobSpec:
     def label(self) -> str:
         c = self.first
         shaping = "+".join(d.label for d in c.target_defenses) or "none"
-        return f"{c.dataset.label} · {c.target.model} · {shaping} · seed {c.seed}"
+        return f"{c.dataset.label} · {c.target_name} · {shaping} · seed {c.seed}"
 
     def to_json(self) -> dict[str, Any]:
         return {"cells": [c.to_json() for c in self.cells]}
@@ -209,7 +220,7 @@ class GridConfig:
     name: str
     seeds: tuple[int, ...]
     datasets: tuple[PluginSpec, ...]
-    target: TrainSpec
+    targets: tuple[TrainSpec, ...]
     evaluator: EvaluatorSpec
     prior: PriorSpec
     defenses: tuple[tuple[PluginSpec, ...], ...]
@@ -217,9 +228,11 @@ class GridConfig:
     raw: dict[str, Any] = field(compare=False, repr=False)
 
     def cells(self) -> list[CellSpec]:
+        labelled = list(zip(self.targets, target_labels(self.targets)))
         return [
-            CellSpec(d, stack, a, s, self.target, self.evaluator, self.prior)
-            for d in self.datasets for s in self.seeds for stack in self.defenses for a in self.attacks
+            CellSpec(d, stack, a, s, t, self.evaluator, self.prior, label)
+            for d in self.datasets for t, label in labelled for s in self.seeds for stack in self.defenses
+            for a in self.attacks
         ]
 
     def jobs(self, cells: Iterable[CellSpec] | None = None) -> list[JobSpec]:
@@ -292,7 +305,7 @@ def parse_config(raw: Any, default_name: str = "grid") -> GridConfig:
         name=name,
         seeds=tuple(seeds),
         datasets=datasets,
-        target=parse_params(TrainSpec, raw.get("target"), "target"),
+        targets=_parse_targets(raw.get("target")),
         evaluator=evaluator,
         prior=parse_params(PriorSpec, raw.get("prior"), "prior"),
         defenses=stacks,
@@ -314,6 +327,33 @@ def parse_entry(entry: Any, kind: str, where: str) -> PluginSpec:
         raise ConfigError(f"{where}: expected a {kind} name or a one-key mapping {{name: {{params}}}}, got {entry!r}")
     cls = _REGISTRIES[kind].get(str(name))
     return PluginSpec(kind, str(name), parse_params(cls.Params, params, f"{where}: {kind} '{name}'"))
+
+
+def _parse_targets(raw: Any) -> tuple[TrainSpec, ...]:
+    """The ``target:`` mapping, or a non-empty list of them (the grid's target axis)."""
+    if not isinstance(raw, list):
+        return (parse_params(TrainSpec, raw, "target"),)
+    if not raw:
+        raise ConfigError("config: 'target' must be a mapping or a non-empty list of mappings")
+    targets = tuple(parse_params(TrainSpec, entry, f"target[{i}]") for i, entry in enumerate(raw))
+    labels = target_labels(targets)
+    dupes = sorted({lbl for lbl in labels if labels.count(lbl) > 1})
+    if dupes:
+        raise ConfigError(f"config: 'target' lists {dupes[0]} twice")
+    return targets
+
+
+def target_labels(targets: tuple[TrainSpec, ...]) -> list[str]:
+    """Each target's name in the tables: its model, plus the settings that vary across the grid's
+    targets where they differ from the default, e.g. ``cnn(epochs=5)``, ``cnn(width=2)``."""
+    rows = [dataclasses.asdict(t) for t in targets]
+    varying = [k for k in rows[0] if k != "model" and len({r[k] for r in rows}) > 1]
+    default = _defaults(TrainSpec)
+    labels = []
+    for row in rows:
+        changed = [f"{k}={_fmt(row[k])}" for k in varying if row[k] != default[k]]
+        labels.append(f"{row['model']}({','.join(changed)})" if changed else row["model"])
+    return labels
 
 
 def _parse_stack(entry: Any, where: str) -> tuple[PluginSpec, ...]:

@@ -38,6 +38,7 @@ from bench.membership.shadow import shadow_trainer
 from bench.metrics import extra_rows, reconstruction_rows, scalar_rows
 from bench.metrics.identification import top_k_hits
 from bench.models import EVALUATOR_MODEL, ArtifactCache, Classifier, TrainedModel, TrainingPlan, accuracy, build, fit
+from bench.models.architectures import parameter_count
 from bench.models.generative import GanPrior, PriorPlan, train_gan
 from bench.models.judge import JudgeTraining
 from bench.models.training import plan_for
@@ -122,13 +123,14 @@ def train_target(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> Tra
     seed = stream_seed(cell.seed, "target")
 
     def train(model: Classifier) -> dict[str, Any]:
-        info = fit(model, splits.target_train, plan, seed=seed, desc=f"target {cell.target.model}", hooks=hooks,
+        info = fit(model, splits.target_train, plan, seed=seed, desc=f"target {cell.target_name}", hooks=hooks,
                    public=splits.public)
         return {**info, "arch": cell.target.model, "plan": dataclasses.asdict(plan_for(plan, hooks)),
                 "train_acc": accuracy(model, splits.target_train), "test_acc": accuracy(model, splits.private_test)}
 
     key = {"kind": "target", **{k: v for k, v in cell.job_key().items() if k != "evaluator"}}
-    make = lambda: build(cell.target.model, splits.meta.shape, splits.meta.num_classes, seed, hooks)  # noqa: E731
+    make = lambda: build(cell.target.model, splits.meta.shape, splits.meta.num_classes, seed, hooks,  # noqa: E731
+                         cell.target.width)
     return ArtifactCache(cache_dir).get_or_train(key, make, train)
 
 
@@ -289,7 +291,9 @@ def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOu
         **cell.labels(), **defense_notes(cell), "spec": cell.to_json(), "code_version": code_version(),
         "code_fingerprint": code_fingerprint(), "evaluator_data": judge["evaluator_data"],
         "baseline": cell.attack.cls.baseline, "kind": cell.attack.cls.kind,
+        "target_params": parameter_count(ctx.target.model),
         "overrepresented_identity": ctx.splits.meta.extra.get("overrepresented_identity"),
+        "overrepresent": ctx.splits.meta.extra.get("overrepresent"),
         "started": started.isoformat(), **utility,
     }
     labels = cell.labels()
@@ -337,7 +341,7 @@ def shadows_for(cell: CellSpec, splits: DataSplits, cache_dir: str | Path) -> Sh
     """The cell's shadow-model trainer: the target's architecture and plan (not its defenses),
     wide enough for the public classes and the private identities, cached under ``cache_dir``."""
     return shadow_trainer(cell.target.model, splits.meta.shape, shadow_classes(splits.public.y, splits.meta.num_classes),
-                          TrainingPlan.from_spec(cell.target), cache_dir)
+                          TrainingPlan.from_spec(cell.target), cache_dir, cell.target.width)
 
 
 def infer_membership(ctx: JobContext, cell: CellSpec, attack: MembershipAttack, oracle: Oracle, out: Path

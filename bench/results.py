@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 COMPLETE = ("done", "refused")
-LABEL_COLUMNS = ["cell_id", "job_id", "dataset", "defense", "attack", "threat_model", "seed"]
+LABEL_COLUMNS = ["cell_id", "job_id", "dataset", "target", "defense", "attack", "threat_model", "seed"]
 METRIC_COLUMNS = [*LABEL_COLUMNS, "target_class", "metric", "value", "error"]
 TRACE_COLUMNS = [*LABEL_COLUMNS, "queries", "acc@1"]
 
@@ -132,6 +132,7 @@ class ResultsDir:
             if record is None:
                 continue
             row = {k: v for k, v in record.items() if not isinstance(v, (dict, list))}
+            row.setdefault("target", record.get("spec", {}).get("target", {}).get("model"))  # written before targets were an axis
             row["params"] = json.dumps(record.get("spec", {}), sort_keys=True)
             rows.append(row)
         return pd.DataFrame(rows)
@@ -160,21 +161,33 @@ class ResultsDir:
         from bench.report.defense_table import DEFENSE_TABLE_COLUMNS, defense_table
 
         cells = self.cells_table(cell_ids)
-        metrics = self.metrics_table(cell_ids)
+        metrics = with_targets(self.metrics_table(cell_ids), cells)
         if not cells.empty:
             metrics = pd.concat([metrics, lift_rows(cells, metrics)], ignore_index=True)
         atomic_write_table(cells, self.tables / "cells")
         atomic_write_table(metrics, self.tables / "metrics")
-        atomic_write_table(self.traces_table(cell_ids), self.tables / "traces")
+        atomic_write_table(with_targets(self.traces_table(cell_ids), cells), self.tables / "traces")
         defenses = defense_table(cells, metrics) if not cells.empty else pd.DataFrame(columns=DEFENSE_TABLE_COLUMNS)
         atomic_write_table(defenses, self.tables / "defenses")
         return cells, metrics
 
 
+def with_targets(frame: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every row's ``target`` label, taken from its cell where its own file predates
+    the column (kept with --keep-stale): a row without one would drop out of every grouping."""
+    if frame.empty or cells.empty or ("target" in frame and frame["target"].notna().all()):
+        return frame
+    label = frame["cell_id"].map(cells.set_index("cell_id")["target"])
+    return frame.assign(target=frame["target"].fillna(label) if "target" in frame else label)
+
+
 def load_tables(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The aggregated ``cells`` and ``metrics`` tables of a results folder."""
     tables = Path(root) / "tables"
-    return pd.read_parquet(tables / "cells.parquet"), pd.read_parquet(tables / "metrics.parquet")
+    cells = pd.read_parquet(tables / "cells.parquet")
+    if "target" not in cells and "params" in cells:  # tables written before targets were an axis
+        cells = cells.assign(target=[json.loads(p).get("target", {}).get("model") for p in cells["params"]])
+    return cells, with_targets(pd.read_parquet(tables / "metrics.parquet"), cells)
 
 
 def load_traces(root: str | Path) -> pd.DataFrame:

@@ -195,6 +195,9 @@ def test_imagefolder_overrepresent_repeats_only_the_targets_training_images_of_o
     target = s.target_train
     assert torch.equal(target.of_class(0), plain.private_train.of_class(0))
     assert torch.equal(target.of_class(1), plain.private_train.of_class(1).repeat(3, 1, 1, 1))
+    control = folder(root, private=["id0", "id2"], overrepresented="id2").load()  # the study's ×1 point
+    assert control.meta.extra["overrepresented_identity"] == 1 and control.meta.extra["overrepresent"] == 1
+    assert torch.equal(control.target_train.x, plain.private_train.x)
     with pytest.raises(ConfigError, match="needs 'overrepresented', one identity folder"):
         folder(root, overrepresent=2, overrepresented="nobody").check()
     with pytest.raises(DataError, match=r"overrepresented identity 'id1' is not private; private: \['id0', 'id2'\]"):

@@ -21,10 +21,11 @@ def test_shipped_configs_parse_and_group_cells_into_jobs():
         assert any(a.cls.baseline for a in config.attacks), f"{name}: every shipped grid carries the baseline"
         cells = config.cells()
         jobs = config.jobs()
-        assert len(cells) == len(config.datasets) * len(config.seeds) * len(config.defenses) * len(config.attacks)
+        settings = len(config.datasets) * len(config.targets) * len(config.seeds)
+        assert len(cells) == settings * len(config.defenses) * len(config.attacks)
         # attacks and inference defenses share one target: one job per target-shaping stack
         shaping = {tuple(d.label for d in stack if d.cls.stage.shapes_target) for stack in config.defenses}
-        assert len(jobs) == len(config.datasets) * len(config.seeds) * len(shaping)
+        assert len(jobs) == settings * len(shaping)
         assert len({c.cell_id for c in cells}) == len(cells)
         assert all(len({c.job_id for c in j.cells}) == 1 for j in jobs)
 
@@ -95,7 +96,7 @@ def test_cli_config_errors_exit_2_and_write_nothing(tmp_path, capsys):
     assert main(["run", str(bad), "--results", str(results)]) == 2
     assert "parameter 'budget': 0 is out of range" in capsys.readouterr().err
     assert main(["run", "no-such-config", "--results", str(results)]) == 2
-    assert "shipped: blackbox, default, defenses, membership, mi-defenses, priors, smoke" in capsys.readouterr().err
+    assert "shipped: blackbox, causes, default, defenses, membership, mi-defenses, priors, smoke" in capsys.readouterr().err
     bad.write_text("name: bad\ndatasets: [digits]\ntarget: cnn\nattacks: [mi-face]\n")
     assert main(["run", str(bad), "--results", str(results)]) == 2  # a scalar where a mapping belongs
     assert "target: parameters must be a mapping of names to values, got 'cnn'" in capsys.readouterr().err
@@ -130,5 +131,5 @@ def test_only_filter_that_matches_nothing_exits_2_and_writes_nothing(tmp_path, c
     assert main(["run", "smoke", "--only", "attack=nope", "--results", str(results)]) == 2
     assert "matches none of the 3 cells" in capsys.readouterr().err
     assert main(["run", "smoke", "--only", "colour=red", "--results", str(results)]) == 2
-    assert "KEY one of dataset, defense, attack, seed, threat_model" in capsys.readouterr().err
+    assert "KEY one of dataset, target, defense, attack, seed, threat_model" in capsys.readouterr().err
     assert not results.exists()

@@ -117,22 +117,24 @@ class ImageFolder(Dataset):
             identity_names=private_names,
             public_kind="disjoint identities",
             extra={"root": str(root), "public_identities": public_names,
-                   "overrepresented_identity": self._overrepresented(private_names)},
+                   "overrepresented_identity": self._overrepresented(private_names),
+                   "overrepresent": p.overrepresent},
         )
         train, test, *pool = (Split(x[i], y[i]) for i in parts)
         splits = DataSplits(train, test, Split(torch.from_numpy(qx), torch.from_numpy(qy)), pool[0] if pool else None,
                             meta)
         k = meta.extra["overrepresented_identity"]
-        if k is None:
+        if k is None or p.overrepresent == 1:
             return splits
         repeats = train.of_class(k).repeat(p.overrepresent - 1, 1, 1, 1)
         return splits.with_defended_train(Split(torch.cat([train.x, repeats]),
                                                 torch.cat([train.y, torch.full((len(repeats),), k)])))
 
     def _overrepresented(self, private_names: list[str]) -> int | None:
-        """The class index ``overrepresent`` repeats (None without it); it must be a private identity."""
+        """The class index of the named ``overrepresented`` identity (None when none is named; named
+        with ``overrepresent: 1`` it is the study's control); it must be a private identity."""
         p = self.params
-        if p.overrepresent == 1:
+        if not p.overrepresented:
             return None
         if p.overrepresented not in private_names:
             raise DataError(f"imagefolder: overrepresented identity '{p.overrepresented}' is not private; "

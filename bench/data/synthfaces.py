@@ -136,7 +136,7 @@ class SynthFaces(Dataset):
     """Procedural faces: private identities, disjoint public identities, fresh evaluator images.
 
     ``overrepresent`` gives identity ``overrepresented_identity`` that many times more
-    training images (the "CEO in the training set" case).
+    training images (the "CEO in the training set" case); at 1 that identity is the control.
     """
 
     judge_data = "disjoint (default: fresh images of the private identities) or private-train"
@@ -184,7 +184,7 @@ class SynthFaces(Dataset):
             shape=(p.channels, p.size, p.size),
             identity_names=[f"person-{i:03d}" for i in range(p.identities)],
             public_kind="disjoint identities",
-            extra={"overrepresented_identity": p.overrepresented_identity if p.overrepresent > 1 else None},
+            extra={"overrepresented_identity": p.overrepresented_identity, "overrepresent": p.overrepresent},
         )
         return DataSplits(
             private_train=self.draw(people, torch.repeat_interleave(private, counts), 1),

@@ -24,7 +24,7 @@ from bench.models.training import TrainingPlan, build, fit
 
 
 def shadow_trainer(model: str, shape: tuple[int, int, int], num_classes: int, plan: TrainingPlan,
-                   cache_dir: str | Path) -> ShadowTrainer:
+                   cache_dir: str | Path, width: float = 1.0) -> ShadowTrainer:
     """Trains ``model`` with ``plan`` (the target's recipe, without its defenses) on what an
     attack hands it, or loads the same shadow from the cache.
 
@@ -39,9 +39,10 @@ def shadow_trainer(model: str, shape: tuple[int, int, int], num_classes: int, pl
             raise ValueError(f"shadow label {int(y.max())} is outside the trainer's {num_classes} classes; build it "
                              "with shadow_classes(public labels, private identities)")
         data = hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()
-        key = {"kind": "shadow-model", "model": model, "plan": vars(plan), "classes": num_classes, "data": data, "seed": seed}
+        key = {"kind": "shadow-model", "model": model, "width": width, "plan": vars(plan), "classes": num_classes,
+               "data": data, "seed": seed}
         trained = cache.get_or_train(
-            key, lambda: build(model, shape, num_classes, seed),
+            key, lambda: build(model, shape, num_classes, seed, width=width),
             lambda net: fit(net, Split(x, y), plan, seed, desc=f"shadow model {seed}"))
         return _logits(trained.model)
 

@@ -2,7 +2,8 @@
 
 Every classifier splits into ``features`` (the penultimate representation the metrics use),
 a ``neck`` (the identity, unless a training defense puts dropout or a bottleneck there) and
-``head``, and accepts any N×C×H×W input size.
+``head``, and accepts any N×C×H×W input size. ``width`` scales every layer's channels or units
+(rounded to a multiple of 8, the GroupNorm groups) so a grid can sweep a target's capacity.
 """
 
 from __future__ import annotations
@@ -27,22 +28,29 @@ def _conv_block(cin: int, cout: int, groups: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(groups, cout), nn.ReLU())
 
 
-def mlp(shape: tuple[int, int, int], num_classes: int) -> Classifier:
-    """Two hidden layers; the classic target of the original MI-Face experiments."""
+def scaled(units: int, width: float) -> int:
+    """``units`` times ``width``, rounded to a multiple of 8 (at least 8)."""
+    return max(8, round(units * width / 8) * 8)
+
+
+def mlp(shape: tuple[int, int, int], num_classes: int, width: float = 1.0) -> Classifier:
+    """Two hidden layers (256 and 128 units at width 1); the classic target of the original MI-Face experiments."""
     c, h, w = shape
-    features = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU())
-    return Classifier(features, 128, num_classes)
+    h1, h2 = scaled(256, width), scaled(128, width)
+    features = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU())
+    return Classifier(features, h2, num_classes)
 
 
-def cnn(shape: tuple[int, int, int], num_classes: int) -> Classifier:
-    """Two conv blocks with pooling, then a dense layer: the default target."""
+def cnn(shape: tuple[int, int, int], num_classes: int, width: float = 1.0) -> Classifier:
+    """Two conv blocks with pooling (32 and 64 channels at width 1), then a dense layer: the default target."""
     c, _, _ = shape
+    c1, c2, dense = scaled(32, width), scaled(64, width), scaled(128, width)
     features = nn.Sequential(
-        _conv_block(c, 32, 8), nn.MaxPool2d(2),
-        _conv_block(32, 64, 8), nn.MaxPool2d(2),
-        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(64 * 4, 128), nn.ReLU(),
+        _conv_block(c, c1, 8), nn.MaxPool2d(2),
+        _conv_block(c1, c2, 8), nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(c2 * 4, dense), nn.ReLU(),
     )
-    return Classifier(features, 128, num_classes)
+    return Classifier(features, dense, num_classes)
 
 
 class _Residual(nn.Module):
@@ -57,21 +65,27 @@ class _Residual(nn.Module):
         return nn.functional.relu(x + self.body(x))
 
 
-def resnet(shape: tuple[int, int, int], num_classes: int) -> Classifier:
+def resnet(shape: tuple[int, int, int], num_classes: int, width: float = 1.0) -> Classifier:
     """A residual network of three stages (32, 64, 128 channels) with global pooling: the
     evaluator, unlike any target. The third stage lifted a judge of real faces (Yale, 32×32)
     from 0.86 to 0.90 of held-out photos; pooling is ceil-mode so 8×8 digits keep a pixel."""
     c, _, _ = shape
+    c1, c2, c3 = scaled(32, width), scaled(64, width), scaled(128, width)
     features = nn.Sequential(
-        _conv_block(c, 32, 8), nn.MaxPool2d(2, ceil_mode=True), _Residual(32),
-        _conv_block(32, 64, 8), nn.MaxPool2d(2, ceil_mode=True), _Residual(64),
-        _conv_block(64, 128, 8), nn.MaxPool2d(2, ceil_mode=True), _Residual(128),
+        _conv_block(c, c1, 8), nn.MaxPool2d(2, ceil_mode=True), _Residual(c1),
+        _conv_block(c1, c2, 8), nn.MaxPool2d(2, ceil_mode=True), _Residual(c2),
+        _conv_block(c2, c3, 8), nn.MaxPool2d(2, ceil_mode=True), _Residual(c3),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(),
     )
-    return Classifier(features, 128, num_classes)
+    return Classifier(features, c3, num_classes)
 
 
-ARCHITECTURES: dict[str, Callable[[tuple[int, int, int], int], Classifier]] = {
+def parameter_count(model: nn.Module) -> int:
+    """Trainable and frozen parameters alike: the capacity axis of the causes study."""
+    return sum(p.numel() for p in model.parameters())
+
+
+ARCHITECTURES: dict[str, Callable[..., Classifier]] = {
     "mlp": mlp,
     "cnn": cnn,
     "resnet": resnet,

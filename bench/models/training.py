@@ -125,10 +125,10 @@ class ShuffledBatches:
 
 
 def build(model: str, shape: tuple[int, int, int], num_classes: int, seed: int,
-          hooks: Sequence[TrainingHook] = ()) -> Classifier:
-    """A freshly initialised architecture, shaped by the hooks' model options."""
+          hooks: Sequence[TrainingHook] = (), width: float = 1.0) -> Classifier:
+    """A freshly initialised architecture of ``width``, shaped by the hooks' model options."""
     torch.manual_seed(seed)
-    net = ARCHITECTURES[model](shape, num_classes)
+    net = ARCHITECTURES[model](shape, num_classes, width)
     for hook in hooks:
         net = hook.shape_model(net)
     return net

@@ -13,12 +13,12 @@ from IPython.display import Image, Markdown, display
 
 
 def show_cell(results_dir: str | Path, cells: pd.DataFrame, metrics: pd.DataFrame, traces: pd.DataFrame,
-              dataset: str, defense: str, attack: str, seed: int) -> None:
+              dataset: str, target: str, defense: str, attack: str, seed: int) -> None:
     """Display one cell of a grid; says so when the combination has no cell."""
-    match = cells[(cells["dataset"] == dataset) & (cells["defense"] == defense) & (cells["attack"] == attack)
-                  & (cells["seed"] == seed)]
+    match = cells[(cells["dataset"] == dataset) & (cells["target"] == target) & (cells["defense"] == defense)
+                  & (cells["attack"] == attack) & (cells["seed"] == seed)]
     if match.empty:
-        display(Markdown(f"No cell for {dataset} / {defense} / {attack} / seed {seed}."))
+        display(Markdown(f"No cell for {dataset} / {target} / {defense} / {attack} / seed {seed}."))
         return
     cell = match.iloc[0]
     root = Path(results_dir)

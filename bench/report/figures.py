@@ -29,6 +29,13 @@ CI = t_interval
 QUERY_BIN = 25  # queries per identity: the x resolution of the query-efficiency figure
 
 
+def with_setting(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a ``setting`` column, the panel a row belongs to: its dataset, and its target
+    where the rows hold several (so two targets are never averaged into one panel)."""
+    several = "target" in frame and frame.groupby("dataset")["target"].nunique().gt(1).any()
+    return frame.assign(setting=frame["dataset"] + " · " + frame["target"] if several else frame["dataset"])
+
+
 def _per_class(metrics: pd.DataFrame, metric: str) -> pd.DataFrame:
     return metrics[(metrics["metric"] == metric) & (metrics["target_class"] != "all")]
 
@@ -42,7 +49,7 @@ def gallery(results_dir: str | Path, cells: pd.DataFrame, dataset: str, max_iden
     done = cells[(cells["dataset"] == dataset) & (cells["status"] == "done") & (_kind(cells) == "inversion")]
     if done.empty:
         return None, f"no completed inversion attack on {dataset}"
-    done = done[done["seed"] == done["seed"].min()].sort_values(["attack", "defense"])
+    done = with_setting(done[done["seed"] == done["seed"].min()]).sort_values(["setting", "attack", "defense"])
     references = ResultsDir(results_dir).references(dataset)
     if not references.exists():
         return None, f"no reference images of {dataset} in the results (written by its jobs)"
@@ -52,7 +59,8 @@ def gallery(results_dir: str | Path, cells: pd.DataFrame, dataset: str, max_iden
     rows = [("private", private[:k])]
     for _, c in done.iterrows():
         with np.load(Path(results_dir) / "cells" / c["cell_id"] / "reconstructions.npz", allow_pickle=False) as npz:
-            rows.append((f"{c['attack']}\n{c['defense']}", npz["reconstructions"][:k]))
+            where = c["defense"] if c["setting"] == dataset else f"{c['defense']} · {c['target']}"
+            rows.append((f"{c['attack']}\n{where}", npz["reconstructions"][:k]))
     fig, axes = plt.subplots(len(rows), k, figsize=(0.8 * k + 1.6, 0.85 * len(rows)), squeeze=False)
     for r, (label, images) in enumerate(rows):
         for i in range(k):
@@ -69,19 +77,21 @@ def gallery(results_dir: str | Path, cells: pd.DataFrame, dataset: str, max_iden
 
 
 def leak_heatmap(metrics: pd.DataFrame, cells: pd.DataFrame, metric: str = "acc@1") -> Drawn:
-    """acc@1 (or lift) by attack × defense, per dataset (mean over seeds), titled with the judge."""
+    """acc@1 (or lift) by attack × defense, per dataset and target (mean over seeds), titled with the judge."""
     data = _cell_level(metrics, metric)
     if data.empty:
         return None, f"no {metric} rows" + (" (the grid has no public-lookalike baseline)" if metric == "lift" else "")
-    datasets = sorted(data["dataset"].unique())
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5 + 3 * len(datasets), 0.5 * data["defense"].nunique() + 2),
+    data = with_setting(data)
+    settings = sorted(data["setting"].unique())
+    fig, axes = plt.subplots(1, len(settings), figsize=(5 + 3 * len(settings), 0.5 * data["defense"].nunique() + 2),
                              squeeze=False)
     low, cmap = (-1, "vlag") if metric == "lift" else (0, "rocket_r")
-    for ax, ds in zip(axes[0], datasets):
-        table = data[data["dataset"] == ds].pivot_table(index="defense", columns="attack", values="value", aggfunc="mean")
+    for ax, setting in zip(axes[0], settings):
+        mine = data[data["setting"] == setting]
+        table = mine.pivot_table(index="defense", columns="attack", values="value", aggfunc="mean")
         sns.heatmap(table, ax=ax, vmin=low, vmax=1, annot=True, fmt=".2f", cmap=cmap, cbar_kws={"label": metric})
         what = "beyond the public-lookalike baseline" if metric == "lift" else "identities recovered"
-        ax.set_title(f"{ds}: {what} ({metric})\n{judge_caption(cells, ds)}", fontsize=9)
+        ax.set_title(f"{setting}: {what} ({metric})\n{judge_caption(cells, mine['dataset'].iloc[0])}", fontsize=9)
         ax.set_xlabel("attack")
         ax.set_ylabel("defense")
     fig.tight_layout()
@@ -93,13 +103,13 @@ def privacy_utility(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
     acc = _cell_level(metrics, "acc@1").merge(cells[["cell_id", "oracle_acc"]], on="cell_id")
     if acc["defense"].nunique() < 2:
         return None, "needs at least two defenses"
-    acc = acc.assign(family=acc["defense"].str.split("(").str[0])
-    summary = acc.groupby(["dataset", "attack", "defense", "family"]).agg(
+    acc = with_setting(acc.assign(family=acc["defense"].str.split("(").str[0]))
+    summary = acc.groupby(["setting", "attack", "defense", "family"]).agg(
         x=("oracle_acc", "mean"), y=("value", "mean"), xerr=("oracle_acc", _half), yerr=("value", _half)).reset_index()
-    grid = sns.relplot(data=summary, x="x", y="y", hue="family", style="attack", col="dataset",
+    grid = sns.relplot(data=summary, x="x", y="y", hue="family", style="attack", col="setting",
                        kind="scatter", s=70, facet_kws={"sharex": False})
     for _, row in summary.iterrows():
-        grid.axes_dict[row["dataset"]].errorbar(row["x"], row["y"], xerr=np.nan_to_num(row["xerr"]),
+        grid.axes_dict[row["setting"]].errorbar(row["x"], row["y"], xerr=np.nan_to_num(row["xerr"]),
                                                 yerr=np.nan_to_num(row["yerr"]), fmt="none", ecolor="gray", alpha=0.5)
     grid.set_axis_labels("accuracy through the defended outputs (utility)", "attack acc@1 (leak)")
     grid.figure.suptitle("privacy–utility: every defense, every attack", y=1.02)
@@ -118,8 +128,8 @@ def query_efficiency(traces: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
     # attacker holds by then, the last checkpoint per bin) so that seeds average at the same x
     per_identity = data["queries"] / data["cell_id"].map(identities)
     data = data.assign(queries_per_identity=np.ceil(per_identity / QUERY_BIN - 1e-9) * QUERY_BIN)
-    data = data.groupby(["cell_id", "queries_per_identity"]).tail(1)  # checkpoints are in query order
-    grid = sns.relplot(data=data, x="queries_per_identity", y="acc@1", hue="attack", style="defense", col="dataset",
+    data = with_setting(data.groupby(["cell_id", "queries_per_identity"]).tail(1))  # checkpoints are in query order
+    grid = sns.relplot(data=data, x="queries_per_identity", y="acc@1", hue="attack", style="defense", col="setting",
                        kind="line", errorbar=CI, facet_kws={"sharex": False})
     grid.set_axis_labels("queries per target identity", "acc@1 (evaluator)")
     grid.figure.suptitle("query efficiency", y=1.02)
@@ -136,44 +146,15 @@ def dp_sweep(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
     acc = _cell_level(metrics, "acc@1").merge(dp[["cell_id", "epsilon", "test_acc"]], on="cell_id")
     if acc.empty:
         return None, "no inversion attack on a DP-SGD target"
+    acc = with_setting(acc)
     long = pd.concat([acc.assign(measure="attack acc@1", y=acc["value"]),
-                      acc.drop_duplicates(["dataset", "seed", "epsilon"]).assign(measure="test accuracy", attack="target",
+                      acc.drop_duplicates(["setting", "seed", "epsilon"]).assign(measure="test accuracy", attack="target",
                                                                                  y=lambda d: d["test_acc"])])
-    grid = sns.relplot(data=long, x="epsilon", y="y", hue="attack", style="measure", col="dataset", kind="line",
+    grid = sns.relplot(data=long, x="epsilon", y="y", hue="attack", style="measure", col="setting", kind="line",
                        marker="o", errorbar=CI)
     grid.set(xscale="log")
     grid.set_axis_labels("ε spent (RDP accountant, log scale)", "accuracy")
     grid.figure.suptitle("DP-SGD: privacy budget against utility and leak", y=1.02)
-    return grid.figure, None
-
-
-def memorization(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
-    """acc@1 against the target's train–test gap: is overfitting the root cause?"""
-    acc = _cell_level(metrics, "acc@1").merge(cells[["cell_id", "gap"]], on="cell_id")
-    if acc["gap"].nunique() < 3:
-        return None, "needs targets with at least three different train–test gaps"
-    grid = sns.lmplot(data=acc, x="gap", y="value", hue="attack", col="dataset", ci=95, height=3.5,
-                      facet_kws={"sharex": False})
-    grid.set_axis_labels("train − test accuracy (gap)", "attack acc@1")
-    grid.figure.suptitle("memorisation and leakage", y=1.02)
-    return grid.figure, None
-
-
-def overrepresented(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
-    """acc@1, knn_dist and the equal-n ``ssim_margin`` of the over-represented identity against the
-    others (a raw best SSIM would favour it for having more training images to be close to)."""
-    special = _overrepresented_identity(cells)
-    if not special:
-        return None, "no dataset with an over-represented identity (e.g. synthfaces: overrepresent > 1)"
-    data = metrics[metrics["cell_id"].isin(special) & metrics["metric"].isin(["acc@1", "knn_dist", "ssim_margin"])
-                   & (metrics["target_class"] != "all")]
-    data = data.assign(identity=np.where(data["target_class"] == data["cell_id"].map(special).astype(str),
-                                         "over-represented", "others"))
-    per_seed = data.groupby(["attack", "metric", "identity", "seed"], as_index=False)["value"].mean()
-    grid = sns.catplot(data=per_seed, x="attack", y="value", hue="identity", col="metric", kind="bar", errorbar=CI,
-                       sharey=False, height=3.5)
-    grid.set_axis_labels("attack", "value")
-    grid.figure.suptitle("the over-represented identity (the 'CEO in the training set')", y=1.02)
     return grid.figure, None
 
 
@@ -187,13 +168,13 @@ def membership_roc(results_dir: str | Path, cells: pd.DataFrame) -> Drawn:
     if done.empty:
         return None, "no membership attack in the grid"
     curves = []
-    for _, c in done.iterrows():
+    for _, c in with_setting(done).iterrows():
         scores = pd.read_parquet(Path(results_dir) / "cells" / c["cell_id"] / "membership.parquet")
         fpr, tpr = roc_points(scores["score"].to_numpy(), scores["member"].to_numpy())
-        curves.append(pd.DataFrame({"fpr": ROC_FPRS, "tpr": np.interp(ROC_FPRS, fpr, tpr), "dataset": c["dataset"],
+        curves.append(pd.DataFrame({"fpr": ROC_FPRS, "tpr": np.interp(ROC_FPRS, fpr, tpr), "setting": c["setting"],
                                     "attack": c["attack"], "defense": c["defense"], "seed": c["seed"]}))
     data = pd.concat(curves)
-    grid = sns.relplot(data=data, x="fpr", y="tpr", hue="defense", row="dataset", col="attack", kind="line",
+    grid = sns.relplot(data=data, x="fpr", y="tpr", hue="defense", row="setting", col="attack", kind="line",
                        errorbar=None, height=2.8)
     for ax in grid.axes.flat:
         ax.plot(ROC_FPRS, ROC_FPRS, color="gray", linestyle=":", linewidth=1)  # chance
@@ -212,30 +193,22 @@ def leak_map(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
     baselines = set(cells.loc[cells["baseline"].fillna(False).astype(bool), "attack"]) if "baseline" in cells else set()
     best = {}
     for metric in (inversion, "tpr@1%fpr"):
-        rows = _cell_level(metrics, metric)
+        rows = with_setting(_cell_level(metrics, metric))
         rows = rows[~rows["attack"].isin(baselines)]
-        best[metric] = rows.groupby(["dataset", "defense", "seed"])["value"].max()
+        best[metric] = rows.groupby(["setting", "defense", "seed"])["value"].max()
     joined = pd.concat(best, axis=1).dropna().reset_index()
     if joined.empty:
         return None, "needs inversion and membership attacks on the same targets"
-    summary = joined.groupby(["dataset", "defense"]).agg(
+    summary = joined.groupby(["setting", "defense"]).agg(
         x=(inversion, "mean"), y=("tpr@1%fpr", "mean"), xerr=(inversion, _half), yerr=("tpr@1%fpr", _half)).reset_index()
-    grid = sns.relplot(data=summary, x="x", y="y", hue="defense", col="dataset", kind="scatter", s=80,
+    grid = sns.relplot(data=summary, x="x", y="y", hue="defense", col="setting", kind="scatter", s=80,
                        facet_kws={"sharex": False, "sharey": False})
     for _, row in summary.iterrows():
-        grid.axes_dict[row["dataset"]].errorbar(row["x"], row["y"], xerr=np.nan_to_num(row["xerr"]),
+        grid.axes_dict[row["setting"]].errorbar(row["x"], row["y"], xerr=np.nan_to_num(row["xerr"]),
                                                 yerr=np.nan_to_num(row["yerr"]), fmt="none", ecolor="gray", alpha=0.5)
     grid.set_axis_labels(f"inversion leak (best {inversion})", "membership leak (best tpr@1%fpr)")
     grid.figure.suptitle("two leaks of the same defended targets, one point per defense", y=1.02)
     return grid.figure, None
-
-
-def _overrepresented_identity(cells: pd.DataFrame) -> dict[str, int]:
-    """Cells whose dataset over-represents one identity (recorded from the dataset's metadata)."""
-    if "overrepresented_identity" not in cells:
-        return {}
-    special = cells.dropna(subset=["overrepresented_identity"])
-    return {cid: int(k) for cid, k in zip(special["cell_id"], special["overrepresented_identity"])}
 
 
 def judge_caption(cells: pd.DataFrame, dataset: str) -> str:

@@ -7,18 +7,18 @@ import pandas as pd
 from bench.report.stats import formatted, mean_ci
 
 SUMMARY_METRICS = ("acc@1", "lift", "knn_acc@1", "ssim_margin", "auc", "tpr@1%fpr", "queries", "oracle_acc")
-KEYS = ["dataset", "defense", "attack"]
+KEYS = ["dataset", "target", "defense", "attack"]
 
 
 def summary_table(cells: pd.DataFrame, metrics: pd.DataFrame,
                   metric_names: tuple[str, ...] = SUMMARY_METRICS) -> pd.DataFrame:
-    """One row per dataset × defense × attack: 'mean ± ci' over seeds of each cell's value
+    """One row per dataset × target × defense × attack: 'mean ± ci' over seeds of each cell's value
     (its mean over identities); 'refused' where every seed's cell was refused."""
     rows = metrics[(metrics["target_class"] == "all") & metrics["metric"].isin(metric_names)]
     out = []
-    for (ds, defense, attack, metric), group in rows.groupby([*KEYS, "metric"], sort=True):
+    for (*key, metric), group in rows.groupby([*KEYS, "metric"], sort=True):
         mean, half = mean_ci(group.groupby("seed")["value"].mean())
-        out.append({"dataset": ds, "defense": defense, "attack": attack, "metric": metric,
+        out.append({**dict(zip(KEYS, key)), "metric": metric,
                     "text": formatted(mean, half, {"queries": 0, "tpr@1%fpr": 3}.get(metric, 2))})
     table = pd.DataFrame(out, columns=[*KEYS, "metric", "text"])
     table = table.pivot(index=KEYS, columns="metric", values="text") if out else pd.DataFrame()
@@ -43,16 +43,17 @@ def judge_table(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_attacks(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset and defense, the attack that recovered most (mean acc@1 over seeds), its lift
-    over the no-inversion baseline, and the test accuracy an honest user gets through the outputs."""
+    """Per dataset, target and defense, the attack that recovered most (mean acc@1 over seeds), its
+    lift over the no-inversion baseline, and the test accuracy an honest user gets through the outputs."""
     acc = metrics[(metrics["metric"].isin(["acc@1", "lift"])) & (metrics["target_class"] == "all")]
     if acc.empty:
         return pd.DataFrame()
+    setting = KEYS[:-1]
     mean = acc.pivot_table(index=KEYS, columns="metric", values="value", aggfunc="mean").reset_index()
-    best = mean.loc[mean.groupby(["dataset", "defense"])["acc@1"].idxmax()]
-    utility = cells.groupby(["dataset", "defense"])["oracle_acc"].mean()
-    best = best.assign(oracle_acc=[utility.get((d, f)) for d, f in zip(best["dataset"], best["defense"])])
-    return best.rename(columns={"attack": "best attack"}).set_index(["dataset", "defense"]).round(2)
+    best = mean.loc[mean.groupby(setting)["acc@1"].idxmax()]
+    utility = cells.groupby(setting)["oracle_acc"].mean().rename("oracle_acc")
+    best = best.merge(utility, left_on=setting, right_index=True, how="left")
+    return best.rename(columns={"attack": "best attack"}).set_index(setting).round(2)
 
 
 def _all_refused(cells: pd.DataFrame) -> list[tuple[str, str, str]]:
