@@ -49,6 +49,21 @@ class TrainSpec(LoopSpec):
 
 
 @dataclass(frozen=True)
+class SavedTarget:
+    """A model the user trained (``target: {weights: …, factory: …}``): rebuilt by their factory,
+    its state dict loaded without unpickling code (see :mod:`bench.models.saved`). It is never
+    trained, so data- and training-stage defenses are refused for it."""
+
+    weights: str = param(help="the trained model's state dict, saved with torch.save(model.state_dict(), path)")
+    factory: str = param(help="'package.module:callable' or 'path/to/file.py:callable' that builds the architecture "
+                              "(called with no arguments)")
+    label: str = param("", help="the target's name in the tables (default: the weights file's name)")
+
+
+TargetSpec = TrainSpec | SavedTarget
+
+
+@dataclass(frozen=True)
 class EvaluatorSpec(LoopSpec):
     """How the independent evaluator is trained (its architecture is fixed: unlike any target),
     and on what: images no target saw (``disjoint``) or the target's training images
@@ -113,14 +128,14 @@ class CellSpec:
     defenses: tuple[PluginSpec, ...]
     attack: PluginSpec
     seed: int
-    target: TrainSpec
+    target: TargetSpec
     evaluator: EvaluatorSpec
     prior: PriorSpec = PriorSpec()
     target_label: str = ""  # the target's name in the tables (see target_labels); the model when empty
 
     @property
     def target_name(self) -> str:
-        return self.target_label or self.target.model
+        return self.target_label or target_labels((self.target,))[0]
 
     @property
     def defense_label(self) -> str:
@@ -143,7 +158,7 @@ class CellSpec:
         return {
             "dataset": self.dataset.to_json(),
             "defenses": [d.to_json() for d in self.target_defenses],
-            "target": dataclasses.asdict(self.target),
+            "target": target_key(self.target),
             "evaluator": dataclasses.asdict(self.evaluator),
             "seed": self.seed,
         }
@@ -180,7 +195,7 @@ class CellSpec:
             defenses=tuple(parse_entry({d["name"]: d["params"]}, "defense", "defense") for d in blob["defenses"]),
             attack=parse_entry({blob["attack"]["name"]: blob["attack"]["params"]}, "attack", "attack"),
             seed=int(blob["seed"]),
-            target=parse_params(TrainSpec, blob["target"], "target"),
+            target=_parse_target(blob["target"], "target"),
             evaluator=parse_params(EvaluatorSpec, blob["evaluator"], "evaluator"),
             prior=parse_params(PriorSpec, blob.get("prior"), "prior"),
             target_label=str(blob.get("target_label", "")),
@@ -220,7 +235,7 @@ class GridConfig:
     name: str
     seeds: tuple[int, ...]
     datasets: tuple[PluginSpec, ...]
-    targets: tuple[TrainSpec, ...]
+    targets: tuple[TargetSpec, ...]
     evaluator: EvaluatorSpec
     prior: PriorSpec
     defenses: tuple[tuple[PluginSpec, ...], ...]
@@ -301,11 +316,13 @@ def parse_config(raw: Any, default_name: str = "grid") -> GridConfig:
         for stack in stacks:
             for d in stack:
                 d.build().check(classes)
+    targets = _parse_targets(raw.get("target"))
+    _check_saved_targets(targets, datasets, stacks)
     return GridConfig(
         name=name,
         seeds=tuple(seeds),
         datasets=datasets,
-        targets=_parse_targets(raw.get("target")),
+        targets=targets,
         evaluator=evaluator,
         prior=parse_params(PriorSpec, raw.get("prior"), "prior"),
         defenses=stacks,
@@ -329,13 +346,13 @@ def parse_entry(entry: Any, kind: str, where: str) -> PluginSpec:
     return PluginSpec(kind, str(name), parse_params(cls.Params, params, f"{where}: {kind} '{name}'"))
 
 
-def _parse_targets(raw: Any) -> tuple[TrainSpec, ...]:
+def _parse_targets(raw: Any) -> tuple[TargetSpec, ...]:
     """The ``target:`` mapping, or a non-empty list of them (the grid's target axis)."""
     if not isinstance(raw, list):
-        return (parse_params(TrainSpec, raw, "target"),)
+        return (_parse_target(raw, "target"),)
     if not raw:
         raise ConfigError("config: 'target' must be a mapping or a non-empty list of mappings")
-    targets = tuple(parse_params(TrainSpec, entry, f"target[{i}]") for i, entry in enumerate(raw))
+    targets = tuple(_parse_target(entry, f"target[{i}]") for i, entry in enumerate(raw))
     labels = target_labels(targets)
     dupes = sorted({lbl for lbl in labels if labels.count(lbl) > 1})
     if dupes:
@@ -343,17 +360,65 @@ def _parse_targets(raw: Any) -> tuple[TrainSpec, ...]:
     return targets
 
 
-def target_labels(targets: tuple[TrainSpec, ...]) -> list[str]:
+def _parse_target(raw: Any, where: str) -> TargetSpec:
+    """A training spec, or — when it names ``weights`` or a ``factory`` — a model the user trained
+    (its paths made absolute, so every worker finds them)."""
+    if not (isinstance(raw, Mapping) and ({"weights", "factory"} & set(raw))):
+        return parse_params(TrainSpec, raw, where)
+    saved = parse_params(SavedTarget, raw, where)
+    module, sep, name = saved.factory.rpartition(":")
+    factory = f"{Path(module).expanduser().resolve()}:{name}" if sep and module.endswith(".py") else saved.factory
+    return dataclasses.replace(saved, weights=str(Path(saved.weights).expanduser().resolve()), factory=factory)
+
+
+def target_key(target: TargetSpec) -> dict[str, Any]:
+    """What determines a target: its training spec, or the given model's factory and weights' content."""
+    from bench.models.saved import file_digest
+
+    key = dataclasses.asdict(target)
+    if isinstance(target, SavedTarget):
+        key["digest"] = file_digest(target.weights) if Path(target.weights).is_file() else None
+    return key
+
+
+def target_labels(targets: tuple[TargetSpec, ...]) -> list[str]:
     """Each target's name in the tables: its model, plus the settings that vary across the grid's
-    targets where they differ from the default, e.g. ``cnn(epochs=5)``, ``cnn(width=2)``."""
-    rows = [dataclasses.asdict(t) for t in targets]
-    varying = [k for k in rows[0] if k != "model" and len({r[k] for r in rows}) > 1]
+    trained targets where they differ from the default, e.g. ``cnn(epochs=5)``, ``cnn(width=2)``;
+    a given model's ``label`` or weights file name."""
+    rows = [dataclasses.asdict(t) for t in targets if isinstance(t, TrainSpec)]
+    varying = [k for k in rows[0] if k != "model" and len({r[k] for r in rows}) > 1] if rows else []
     default = _defaults(TrainSpec)
     labels = []
-    for row in rows:
+    for target in targets:
+        if isinstance(target, SavedTarget):
+            labels.append(target.label or Path(target.weights).stem)
+            continue
+        row = dataclasses.asdict(target)
         changed = [f"{k}={_fmt(row[k])}" for k in varying if row[k] != default[k]]
         labels.append(f"{row['model']}({','.join(changed)})" if changed else row["model"])
     return labels
+
+
+def _check_saved_targets(targets: tuple[TargetSpec, ...], datasets: tuple[PluginSpec, ...],
+                         stacks: tuple[tuple[PluginSpec, ...], ...]) -> None:
+    """Before anything runs: a given model loads safely and fits every dataset's images and
+    identities, and no defense of the grid would have to retrain it."""
+    from bench.models.saved import check_fits, load_saved
+
+    saved = [(label, t) for t, label in zip(targets, target_labels(targets)) if isinstance(t, SavedTarget)]
+    if not saved:
+        return
+    for stack in stacks:
+        for d in stack:
+            if d.cls.stage.shapes_target:
+                raise ConfigError(f"config: defense '{d.label}' acts at the {d.cls.stage.value} stage, and target "
+                                  f"'{saved[0][0]}' is a given model, already trained; only inference- and "
+                                  "access-stage defenses apply to it")
+    for label, target in saved:
+        model = load_saved(target.factory, target.weights)
+        for ds in datasets:
+            meta = ds.build().load().meta
+            check_fits(model, meta.shape, meta.num_classes, f"target '{label}' on dataset '{ds.label}'")
 
 
 def _parse_stack(entry: Any, where: str) -> tuple[PluginSpec, ...]:

@@ -29,7 +29,7 @@ from torch import Tensor
 from bench.attacks.base import Attack, AttackRefused, AttackResult
 from bench.attacks.latent import GenerativePrior
 from bench.attacks.membership import MembershipAttack, PublicImages, ShadowTrainer, shadow_classes
-from bench.config import CellSpec, JobSpec
+from bench.config import CellSpec, JobSpec, SavedTarget, TrainSpec
 from bench.data.base import DataSplits
 from bench.defenses.base import Defense, Stage
 from bench.membership.challenge import challenge_set
@@ -41,6 +41,7 @@ from bench.models import EVALUATOR_MODEL, ArtifactCache, Classifier, TrainedMode
 from bench.models.architectures import parameter_count
 from bench.models.generative import GanPrior, PriorPlan, train_gan
 from bench.models.judge import JudgeTraining
+from bench.models.saved import check_fits, load_saved
 from bench.models.training import plan_for
 from bench.oracle import Oracle, ThreatModel
 from bench.provenance import code_fingerprint, code_version, required_fingerprint
@@ -117,7 +118,10 @@ def training_hooks(job: JobSpec) -> list[Defense]:
 
 
 def train_target(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> TrainedModel:
+    """The job's target: trained with its spec and defenses (cached), or the user's given model."""
     cell = job.first
+    if isinstance(cell.target, SavedTarget):
+        return given_target(cell.target, cell.target_name, splits)
     hooks = training_hooks(job)
     plan = TrainingPlan.from_spec(cell.target)
     seed = stream_seed(cell.seed, "target")
@@ -132,6 +136,15 @@ def train_target(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> Tra
     make = lambda: build(cell.target.model, splits.meta.shape, splits.meta.num_classes, seed, hooks,  # noqa: E731
                          cell.target.width)
     return ArtifactCache(cache_dir).get_or_train(key, make, train)
+
+
+def given_target(target: SavedTarget, label: str, splits: DataSplits) -> TrainedModel:
+    """A model the user trained, loaded safely and measured on their data as any target is."""
+    model = load_saved(target.factory, target.weights)
+    check_fits(model, splits.meta.shape, splits.meta.num_classes, f"target '{label}'")
+    info = {"arch": label, "given": True, "weights": target.weights, "history": [],
+            "train_acc": accuracy(model, splits.target_train), "test_acc": accuracy(model, splits.private_test)}
+    return TrainedModel(model, info, cached=False)
 
 
 def train_evaluator(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> TrainedModel:
@@ -338,10 +351,12 @@ def invert(ctx: JobContext, cell: CellSpec, attack: Attack, oracle: Oracle, out:
 
 
 def shadows_for(cell: CellSpec, splits: DataSplits, cache_dir: str | Path) -> ShadowTrainer:
-    """The cell's shadow-model trainer: the target's architecture and plan (not its defenses),
-    wide enough for the public classes and the private identities, cached under ``cache_dir``."""
-    return shadow_trainer(cell.target.model, splits.meta.shape, shadow_classes(splits.public.y, splits.meta.num_classes),
-                          TrainingPlan.from_spec(cell.target), cache_dir, cell.target.width)
+    """The cell's shadow-model trainer: the target's architecture and plan (not its defenses) —
+    for a given model, whose recipe Sieve does not know, the default target recipe — wide enough
+    for the public classes and the private identities, cached under ``cache_dir``."""
+    recipe = cell.target if isinstance(cell.target, TrainSpec) else TrainSpec()
+    return shadow_trainer(recipe.model, splits.meta.shape, shadow_classes(splits.public.y, splits.meta.num_classes),
+                          TrainingPlan.from_spec(recipe), cache_dir, recipe.width)
 
 
 def infer_membership(ctx: JobContext, cell: CellSpec, attack: MembershipAttack, oracle: Oracle, out: Path

@@ -35,7 +35,7 @@ class ImageFolder(Dataset):
     """
 
     judge_data = "private-train (default), or disjoint with evaluator_share > 0"
-    unlabelled = ("root", "label", "private")
+    unlabelled = ("root", "label", "private", "classes")
 
     @dataclass(frozen=True)
     class Params:
@@ -43,6 +43,8 @@ class ImageFolder(Dataset):
         size: int = param(32, help="images are resized to size×size", low=4, high=512)
         channels: int = param(1, help="1 (grayscale) or 3 (RGB)", choices=(1, 3))
         private: list[str] = param([], help="identity folders that are private (empty: use private_fraction)")
+        classes: str = param("", help="a text file naming the private identity folders one per line, in the order "
+                                      "of a given model's class indices (overrides private and private_fraction)")
         private_fraction: float = param(0.5, help="share of identities that are private", low=0, high=1, low_open=True)
         test_fraction: float = param(0.25, help="share of each private identity's images held out", low=0, high=1, low_open=True)
         evaluator_share: float = param(0.0, help="share of each private identity's images kept for a disjoint judge "
@@ -65,6 +67,8 @@ class ImageFolder(Dataset):
         if p.overrepresent > 1 and not (root / p.overrepresented).is_dir():
             raise ConfigError(f"dataset 'imagefolder': overrepresent {p.overrepresent} needs 'overrepresented', one "
                               f"identity folder of '{root}'; got '{p.overrepresented}'")
+        if p.classes and not Path(p.classes).expanduser().is_file():
+            raise ConfigError(f"dataset 'imagefolder': parameter 'classes' is '{p.classes}', which is not a file")
         if p.test_fraction + p.evaluator_share >= 1:
             raise ConfigError(f"dataset 'imagefolder': test_fraction + evaluator_share = "
                               f"{p.test_fraction + p.evaluator_share:g} must be below 1 (the rest trains the target)")
@@ -73,7 +77,14 @@ class ImageFolder(Dataset):
         return self.params.evaluator_share > 0
 
     def num_classes(self) -> int | None:
+        if self.params.classes:
+            return len(self._class_order())
         return len(self.params.private) or None
+
+    def _class_order(self) -> list[str]:
+        """The ``classes`` file's folder names, blank lines and ``#`` comments skipped."""
+        lines = Path(self.params.classes).expanduser().read_text().splitlines()
+        return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
 
     def load(self) -> DataSplits:
         p = self.params
@@ -87,7 +98,13 @@ class ImageFolder(Dataset):
                 f"({', '.join(IMAGE_SUFFIXES)}); found {len(folders)}"
             )
         names = [d.name for d in folders]
-        if p.private:
+        if p.classes:
+            private_names = self._class_order()
+            unknown = [n for n in private_names if n not in names]
+            if unknown or len(set(private_names)) != len(private_names):
+                raise DataError(f"imagefolder: classes file '{p.classes}' must name distinct identity folders of "
+                                f"'{root}'; unknown: {unknown}, found: {names}")
+        elif p.private:
             unknown = sorted(set(p.private) - set(names))
             if unknown:
                 raise DataError(f"imagefolder: private identities {unknown} are not folders of '{root}'; found: {names}")

@@ -1,0 +1,131 @@
+"""Bring your own target: a model the test trains with its own code and saves, audited by a grid."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bench.cli import main
+from bench.config import parse_config
+from bench.data.synthfaces import SynthFaces
+from bench.errors import ConfigError
+from bench.models.saved import load_factory, load_saved
+from bench.params import parse_params
+
+FACTORY = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    """Not one of Sieve's architectures: any module that maps images to logits will do."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+                                  nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 5))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def build():
+    return Net()
+'''
+ORDER = ["p3", "p0", "p4", "p1", "p2"]  # the model's class i is folder ORDER[i]: not the sorted order
+
+
+@pytest.fixture(scope="module")
+def audit(tmp_path_factory):
+    """A folder of faces (5 private, 3 public identities), a classes file, and a model the
+    'user' trained on the private folders in their own class order and saved as a state dict."""
+    root = tmp_path_factory.mktemp("byo")
+    faces = SynthFaces(parse_params(SynthFaces.Params, {"identities": 8, "images_per_identity": 12, "size": 16},
+                                    "synthfaces")).load().private_train
+    names = [f"p{i}" for i in range(5)] + [f"q{i}" for i in range(3)]
+    for k, name in enumerate(names):
+        (root / "faces" / name).mkdir(parents=True)
+        for j, img in enumerate(faces.of_class(k)):
+            Image.fromarray((img[0].numpy() * 255).round().astype(np.uint8)).save(root / "faces" / name / f"{j}.png")
+    (root / "classes.txt").write_text("# the model's class order\n" + "\n".join(ORDER) + "\n")
+    (root / "my_model.py").write_text(FACTORY)
+    torch.manual_seed(0)
+    net = load_factory(f"{root / 'my_model.py'}:build")()
+    x = torch.cat([faces.of_class(names.index(n)) for n in ORDER])
+    y = torch.arange(5).repeat_interleave(12)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    for _ in range(150):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    torch.save(net.state_dict(), root / "my_model.pt")
+    return root, net
+
+
+def grid(root, **overrides):
+    config = {
+        "name": "audit", "seeds": [0],
+        "datasets": [{"imagefolder": {"root": str(root / "faces"), "size": 16, "classes": str(root / "classes.txt")}}],
+        "target": {"weights": str(root / "my_model.pt"), "factory": f"{root / 'my_model.py'}:build", "label": "mine"},
+        "evaluator": {"epochs": 3, "steps": 60},
+        "defenses": ["none", {"round": {"decimals": 1}}],
+        "attacks": ["public-lookalike", {"mi-face": {"steps": 20}}, {"nes": {"budget": 20}}],
+    }
+    config.update(overrides)
+    return config
+
+
+def test_a_given_model_is_loaded_safely_and_strictly(audit):
+    root, net = audit
+    model = load_saved(f"{root / 'my_model.py'}:build", root / "my_model.pt")
+    x = torch.rand(3, 1, 16, 16)
+    assert torch.equal(model(x), net.eval()(x))
+    torch.save(net, root / "pickled.pt")  # a whole pickled module: code, not a state dict
+    with pytest.raises(ConfigError, match="not a state dict torch.load\\(weights_only=True\\) accepts"):
+        load_saved(f"{root / 'my_model.py'}:build", root / "pickled.pt")
+    (root / "evil.pt").write_bytes(pickle.dumps({"x": print}))
+    with pytest.raises(ConfigError, match="weights_only"):
+        load_saved(f"{root / 'my_model.py'}:build", root / "evil.pt")
+    torch.save({"body.0.weight": torch.zeros(1)}, root / "partial.pt")
+    with pytest.raises(ConfigError, match="do not fit the model"):
+        load_saved(f"{root / 'my_model.py'}:build", root / "partial.pt")
+    with pytest.raises(ConfigError, match="has no callable 'nope'"):
+        load_saved(f"{root / 'my_model.py'}:nope", root / "my_model.pt")
+    with pytest.raises(ConfigError, match="cannot import 'no_such_pkg.models'"):
+        load_saved("no_such_pkg.models:build", root / "my_model.pt")
+
+
+def test_config_errors_for_a_given_model_come_before_anything_runs(audit, tmp_path, capsys):
+    root, _ = audit
+    with pytest.raises(ConfigError, match="defense 'dp-sgd.*training stage, and target 'mine' is a given model"):
+        parse_config(grid(root, defenses=["none", "dp-sgd"]))
+    four = tmp_path / "four.txt"
+    four.write_text("\n".join(ORDER[:4]))
+    bad = grid(root, datasets=[{"imagefolder": {"root": str(root / "faces"), "size": 16, "classes": str(four)}}])
+    with pytest.raises(ConfigError, match=r"returns \(2, 5\) for 2 images; the dataset has 4 private identities"):
+        parse_config(bad)
+    wrong_size = grid(root, datasets=[{"imagefolder": {"root": str(root / "faces"), "size": 16, "channels": 3,
+                                                        "classes": str(root / "classes.txt")}}])
+    path = tmp_path / "bad.yaml"
+    path.write_text(json.dumps(wrong_size))
+    assert main(["run", str(path), "--results", str(tmp_path / "results")]) == 2
+    assert "does not accept the dataset's images of shape (N, 3, 16, 16)" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_grid_audits_a_given_model_from_the_command_line(audit, tmp_path):
+    root, net = audit
+    path = tmp_path / "audit.yaml"
+    path.write_text(json.dumps(grid(root)))
+    assert main(["run", str(path), "--results", str(tmp_path / "results"), "--no-progress"]) == 0
+    cells = __import__("pandas").read_parquet(tmp_path / "results" / "audit" / "tables" / "cells.parquet")
+    assert set(cells["status"]) == {"done"} and set(cells["target"]) == {"mine"} and len(cells) == 6
+    assert cells["train_acc"].iloc[0] > 0.9  # measured by Sieve in the model's own class order
+    assert (cells["train_acc"].nunique(), cells["test_acc"].nunique()) == (1, 1)
+    rounded = cells[cells["defense"] != "none"]
+    assert set(rounded["attack"]) == {"public-lookalike", "mi-face(steps=20)", "nes(budget=20)"}
+    assert (rounded["outputs_defended"] == (rounded["threat_model"] != "white-box")).all()
+    assert cells["target_params"].iloc[0] == sum(p.numel() for p in net.parameters())
