@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from bench.data.base import EVALUATOR_PROTOCOLS
-from bench.errors import ConfigError
+from bench.errors import ConfigError, DataError
 from bench.models.architectures import TARGET_MODELS
 from bench.params import as_dict, param, parse_params
 from bench.registry import ATTACKS, DATASETS, DEFENSES, Registry
@@ -414,10 +414,18 @@ def _check_saved_targets(targets: tuple[TargetSpec, ...], datasets: tuple[Plugin
                 raise ConfigError(f"config: defense '{d.label}' acts at the {d.cls.stage.value} stage, and target "
                                   f"'{saved[0][0]}' is a given model, already trained; only inference- and "
                                   "access-stage defenses apply to it")
+    for ds in datasets:
+        if not ds.build().split_given():
+            raise ConfigError(f"config: target '{saved[0][0]}' is a given model and dataset '{ds.label}' would split "
+                              "its images at random: name the images the model never trained on (imagefolder: "
+                              "held_out: <file>), or its test accuracy and membership labels would be wrong")
     for label, target in saved:
         model = load_saved(target.factory, target.weights)
         for ds in datasets:
-            meta = ds.build().load().meta
+            try:
+                meta = ds.build().load().meta
+            except DataError as exc:
+                raise ConfigError(f"dataset '{ds.label}': {exc}") from exc
             check_fits(model, meta.shape, meta.num_classes, f"target '{label}' on dataset '{ds.label}'")
 
 

@@ -51,24 +51,33 @@ def audit(tmp_path_factory):
         for j, img in enumerate(faces.of_class(k)):
             Image.fromarray((img[0].numpy() * 255).round().astype(np.uint8)).save(root / "faces" / name / f"{j}.png")
     (root / "classes.txt").write_text("# the model's class order\n" + "\n".join(ORDER) + "\n")
+    (root / "held_out.txt").write_text("\n".join(f"{n}/{j}.png" for n in ORDER for j in (9, 10, 11)))
     (root / "my_model.py").write_text(FACTORY)
     torch.manual_seed(0)
     net = load_factory(f"{root / 'my_model.py'}:build")()
-    x = torch.cat([faces.of_class(names.index(n)) for n in ORDER])
-    y = torch.arange(5).repeat_interleave(12)
+    x = torch.cat([faces.of_class(names.index(n))[:9] for n in ORDER])  # images 9-11 are held out
+    y = torch.arange(5).repeat_interleave(9)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     for _ in range(150):
         opt.zero_grad()
         torch.nn.functional.cross_entropy(net(x), y).backward()
         opt.step()
     torch.save(net.state_dict(), root / "my_model.pt")
-    return root, net
+    held_out = torch.cat([faces.of_class(names.index(n))[9:] for n in ORDER])
+    with torch.no_grad():
+        test_acc = float((net.eval()(held_out).argmax(1) == torch.arange(5).repeat_interleave(3)).float().mean())
+    return root, net, test_acc
+
+
+def faces(root, **params):
+    return {"imagefolder": {"root": str(root / "faces"), "size": 16, "classes": str(root / "classes.txt"),
+                            "held_out": str(root / "held_out.txt"), **params}}
 
 
 def grid(root, **overrides):
     config = {
         "name": "audit", "seeds": [0],
-        "datasets": [{"imagefolder": {"root": str(root / "faces"), "size": 16, "classes": str(root / "classes.txt")}}],
+        "datasets": [faces(root)],
         "target": {"weights": str(root / "my_model.pt"), "factory": f"{root / 'my_model.py'}:build", "label": "mine"},
         "evaluator": {"epochs": 3, "steps": 60},
         "defenses": ["none", {"round": {"decimals": 1}}],
@@ -79,7 +88,7 @@ def grid(root, **overrides):
 
 
 def test_a_given_model_is_loaded_safely_and_strictly(audit):
-    root, net = audit
+    root, net, _ = audit
     model = load_saved(f"{root / 'my_model.py'}:build", root / "my_model.pt")
     x = torch.rand(3, 1, 16, 16)
     assert torch.equal(model(x), net.eval()(x))
@@ -99,16 +108,18 @@ def test_a_given_model_is_loaded_safely_and_strictly(audit):
 
 
 def test_config_errors_for_a_given_model_come_before_anything_runs(audit, tmp_path, capsys):
-    root, _ = audit
+    root, _, _ = audit
     with pytest.raises(ConfigError, match="defense 'dp-sgd.*training stage, and target 'mine' is a given model"):
         parse_config(grid(root, defenses=["none", "dp-sgd"]))
+    with pytest.raises(ConfigError, match="would split its images at random: name the images the model never trained"):
+        parse_config(grid(root, datasets=[faces(root, held_out="")]))
     four = tmp_path / "four.txt"
     four.write_text("\n".join(ORDER[:4]))
-    bad = grid(root, datasets=[{"imagefolder": {"root": str(root / "faces"), "size": 16, "classes": str(four)}}])
+    held_out = tmp_path / "held_out.txt"
+    held_out.write_text("\n".join(f"{n}/9.png" for n in ORDER[:4]))
     with pytest.raises(ConfigError, match=r"returns \(2, 5\) for 2 images; the dataset has 4 private identities"):
-        parse_config(bad)
-    wrong_size = grid(root, datasets=[{"imagefolder": {"root": str(root / "faces"), "size": 16, "channels": 3,
-                                                        "classes": str(root / "classes.txt")}}])
+        parse_config(grid(root, datasets=[faces(root, classes=str(four), held_out=str(held_out))]))
+    wrong_size = grid(root, datasets=[faces(root, channels=3)])
     path = tmp_path / "bad.yaml"
     path.write_text(json.dumps(wrong_size))
     assert main(["run", str(path), "--results", str(tmp_path / "results")]) == 2
@@ -117,13 +128,14 @@ def test_config_errors_for_a_given_model_come_before_anything_runs(audit, tmp_pa
 
 
 def test_a_grid_audits_a_given_model_from_the_command_line(audit, tmp_path):
-    root, net = audit
+    root, net, test_acc = audit
     path = tmp_path / "audit.yaml"
     path.write_text(json.dumps(grid(root)))
     assert main(["run", str(path), "--results", str(tmp_path / "results"), "--no-progress"]) == 0
     cells = __import__("pandas").read_parquet(tmp_path / "results" / "audit" / "tables" / "cells.parquet")
     assert set(cells["status"]) == {"done"} and set(cells["target"]) == {"mine"} and len(cells) == 6
     assert cells["train_acc"].iloc[0] > 0.9  # measured by Sieve in the model's own class order
+    assert cells["test_acc"].iloc[0] == pytest.approx(test_acc)  # on exactly the images the user held out
     assert (cells["train_acc"].nunique(), cells["test_acc"].nunique()) == (1, 1)
     rounded = cells[cells["defense"] != "none"]
     assert set(rounded["attack"]) == {"public-lookalike", "mi-face(steps=20)", "nes(budget=20)"}

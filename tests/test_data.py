@@ -202,3 +202,22 @@ def test_imagefolder_overrepresent_repeats_only_the_targets_training_images_of_o
         folder(root, overrepresent=2, overrepresented="nobody").check()
     with pytest.raises(DataError, match=r"overrepresented identity 'id1' is not private; private: \['id0', 'id2'\]"):
         folder(root, private=["id0", "id2"], overrepresent=2, overrepresented="id1").load()
+
+
+def test_imagefolder_held_out_file_is_the_held_out_split(tmp_path):
+    root = write_folder(tmp_path / "faces")
+    listed = tmp_path / "held_out.txt"
+    listed.write_text("# never trained on\nid0/1.png\nid2/0.pgm\nid2/3.png\n")
+    s = folder(root, private=["id0", "id2"], held_out=str(listed)).load()
+    plain = folder(root, private=["id0", "id2"], test_fraction=0.01).load()
+    assert len(s.private_test) == 3 and len(s.private_train) == 5 and s.private_test.y.tolist() == [0, 1, 1]
+    everything = torch.cat([plain.private_train.x, plain.private_test.x])
+    assert all(any(torch.equal(img, other) for other in everything) for img in s.private_test.x)
+    listed.write_text("id0/1.png\nid1/0.pgm\n")  # id1 is public
+    with pytest.raises(DataError, match=r"held_out lists 1 image\(s\) that are not private images.*'id1/0.pgm'"):
+        folder(root, private=["id0", "id2"], held_out=str(listed)).load()
+    listed.write_text("id0/1.png\n")
+    with pytest.raises(DataError, match="identity 'id2' needs training and held-out images; held_out lists 0 of its 4"):
+        folder(root, private=["id0", "id2"], held_out=str(listed)).load()
+    with pytest.raises(ConfigError, match="held_out and evaluator_share > 0 cannot be combined"):
+        folder(root, held_out=str(listed), evaluator_share=0.2).check()

@@ -120,6 +120,12 @@ class Dataset:
         """Whether ``load`` fills ``evaluator_pool``, so a judge can be trained on images no target saw."""
         return False
 
+    def split_given(self) -> bool:
+        """Whether a model trained outside Sieve can be held to this dataset's split: its held-out
+        images are known to be ones the model never saw. A built-in split is fixed by the
+        dataset's parameters, so a model trained on its training split qualifies."""
+        return True
+
     def evaluator_protocol(self, asked: str) -> str:
         """The judge's protocol for this dataset: ``auto`` is ``disjoint`` where images can be spared."""
         if asked == "auto":

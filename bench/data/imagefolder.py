@@ -35,7 +35,7 @@ class ImageFolder(Dataset):
     """
 
     judge_data = "private-train (default), or disjoint with evaluator_share > 0"
-    unlabelled = ("root", "label", "private", "classes")
+    unlabelled = ("root", "label", "private", "classes", "held_out")
 
     @dataclass(frozen=True)
     class Params:
@@ -45,6 +45,9 @@ class ImageFolder(Dataset):
         private: list[str] = param([], help="identity folders that are private (empty: use private_fraction)")
         classes: str = param("", help="a text file naming the private identity folders one per line, in the order "
                                       "of a given model's class indices (overrides private and private_fraction)")
+        held_out: str = param("", help="a text file listing the private images a given model never trained on "
+                                       "(paths relative to root, e.g. alice/3.jpg): the held-out split, instead of "
+                                       "test_fraction")
         private_fraction: float = param(0.5, help="share of identities that are private", low=0, high=1, low_open=True)
         test_fraction: float = param(0.25, help="share of each private identity's images held out", low=0, high=1, low_open=True)
         evaluator_share: float = param(0.0, help="share of each private identity's images kept for a disjoint judge "
@@ -67,8 +70,13 @@ class ImageFolder(Dataset):
         if p.overrepresent > 1 and not (root / p.overrepresented).is_dir():
             raise ConfigError(f"dataset 'imagefolder': overrepresent {p.overrepresent} needs 'overrepresented', one "
                               f"identity folder of '{root}'; got '{p.overrepresented}'")
-        if p.classes and not Path(p.classes).expanduser().is_file():
-            raise ConfigError(f"dataset 'imagefolder': parameter 'classes' is '{p.classes}', which is not a file")
+        for key in ("classes", "held_out"):
+            value = getattr(p, key)
+            if value and not Path(value).expanduser().is_file():
+                raise ConfigError(f"dataset 'imagefolder': parameter '{key}' is '{value}', which is not a file")
+        if p.held_out and p.evaluator_share > 0:
+            raise ConfigError("dataset 'imagefolder': held_out and evaluator_share > 0 cannot be combined (the judge "
+                              "of a held_out split trains on the private training images)")
         if p.test_fraction + p.evaluator_share >= 1:
             raise ConfigError(f"dataset 'imagefolder': test_fraction + evaluator_share = "
                               f"{p.test_fraction + p.evaluator_share:g} must be below 1 (the rest trains the target)")
@@ -76,15 +84,19 @@ class ImageFolder(Dataset):
     def spares_evaluator_images(self) -> bool:
         return self.params.evaluator_share > 0
 
+    def split_given(self) -> bool:
+        """Only with ``held_out``: a random split of the user's folder would call images their
+        model trained on 'held out', and its test accuracy and membership labels would be wrong."""
+        return bool(self.params.held_out)
+
     def num_classes(self) -> int | None:
         if self.params.classes:
             return len(self._class_order())
         return len(self.params.private) or None
 
     def _class_order(self) -> list[str]:
-        """The ``classes`` file's folder names, blank lines and ``#`` comments skipped."""
-        lines = Path(self.params.classes).expanduser().read_text().splitlines()
-        return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+        """The ``classes`` file's folder names."""
+        return _lines(self.params.classes)
 
     def load(self) -> DataSplits:
         p = self.params
@@ -119,13 +131,16 @@ class ImageFolder(Dataset):
                 f"imagefolder: the split leaves {len(private_names)} private and {len(public_names)} public "
                 "identities; at least 2 private and 1 public are needed"
             )
-        px, py = self._read(root, private_names)
-        fractions = [1 - p.test_fraction - p.evaluator_share, p.test_fraction]
-        if p.evaluator_share > 0:
-            self._check_spare(py, private_names)
-            fractions.append(p.evaluator_share)
-        parts = split_per_class(py, fractions, p.seed, f"imagefolder '{root}'")
-        qx, qy = self._read(root, public_names)
+        px, py, paths = self._read(root, private_names)
+        if p.held_out:
+            parts = self._held_out_split(paths, py, private_names)
+        else:
+            fractions = [1 - p.test_fraction - p.evaluator_share, p.test_fraction]
+            if p.evaluator_share > 0:
+                self._check_spare(py, private_names)
+                fractions.append(p.evaluator_share)
+            parts = split_per_class(py, fractions, p.seed, f"imagefolder '{root}'")
+        qx, qy, _ = self._read(root, public_names)
         x, y = torch.from_numpy(px), torch.from_numpy(py)
         meta = DatasetMeta(
             name="imagefolder",
@@ -158,6 +173,21 @@ class ImageFolder(Dataset):
                             f"private: {private_names}")
         return private_names.index(p.overrepresented)
 
+    def _held_out_split(self, paths: list[str], labels: np.ndarray, names: list[str]) -> list[np.ndarray]:
+        """Training and held-out indices as the ``held_out`` file says: what a given model never saw."""
+        listed = set(_lines(self.params.held_out))
+        unknown = sorted(listed - set(paths))
+        if unknown:
+            raise DataError(f"imagefolder: held_out lists {len(unknown)} image(s) that are not private images of the "
+                            f"folder, e.g. {unknown[:3]} (paths are relative to root, like {paths[0]})")
+        test = np.array([path in listed for path in paths])
+        for k, name in enumerate(names):
+            mine = labels == k
+            if test[mine].all() or not test[mine].any():
+                raise DataError(f"imagefolder: identity '{name}' needs training and held-out images; held_out lists "
+                                f"{int(test[mine].sum())} of its {int(mine.sum())}")
+        return [np.flatnonzero(~test), np.flatnonzero(test)]
+
     def _check_spare(self, labels: np.ndarray, names: list[str]) -> None:
         """A disjoint judge needs at least two images per identity beside one to train and one to test on."""
         p = self.params
@@ -171,8 +201,9 @@ class ImageFolder(Dataset):
                     f"disjoint evaluator (at least 2 needed beside training and test images); raise evaluator_share, "
                     "add images, or use evaluator: {data: private-train}")
 
-    def _read(self, root: Path, identities: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        images, labels = [], []
+    def _read(self, root: Path, identities: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Images, labels and paths relative to ``root`` (``identity/file``)."""
+        images, labels, paths = [], [], []
         mode = "L" if self.params.channels == 1 else "RGB"
         for label, name in enumerate(identities):
             for path in _distinct_images(root / name):
@@ -184,7 +215,14 @@ class ImageFolder(Dataset):
                     raise DataError(f"imagefolder: cannot decode image '{path}': {exc}") from exc
                 images.append(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
                 labels.append(label)
-        return np.stack(images).astype(np.float32), np.asarray(labels, dtype=np.int64)
+                paths.append(f"{name}/{path.name}")
+        return np.stack(images).astype(np.float32), np.asarray(labels, dtype=np.int64), paths
+
+
+def _lines(path: str) -> list[str]:
+    """A list file's entries: blank lines and ``#`` comments skipped."""
+    lines = Path(path).expanduser().read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
 
 
 def _images_in(folder: Path) -> list[Path]:
