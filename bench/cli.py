@@ -56,7 +56,132 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("kind", choices=("attacks", "defenses", "datasets", "models", "configs"))
     ls.add_argument("--plugin", action="append", default=[], metavar="FILE", help="Python file registering plugins")
     ls.set_defaults(func=_cmd_list)
+    _add_serve_commands(sub)
     return parser
+
+
+def _add_serve_commands(sub: argparse._SubParsersAction) -> None:
+    """``bench serve`` (a grid's target behind HTTP) and ``bench attack --url`` (an attack against an endpoint)."""
+    serve = sub.add_parser("serve", help="serve one target of a grid over HTTP, with its defenses (POST /predict)")
+    serve.add_argument("--config", required=True, help="grid config (YAML file or shipped name) holding the target")
+    serve.add_argument("--dataset", required=True, help="dataset name (or label) of the grid")
+    serve.add_argument("--seed", type=int, default=0, help="seed of the grid (default 0)")
+    serve.add_argument("--defense", action="append", default=[], metavar="NAME",
+                       help="one defense of the grid's stack, by name or label; repeat for a stack (default: none)")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--api-key", action="append", default=[], metavar="KEY",
+                       help="an accepted X-API-Key (repeatable); without any, every non-empty key is a client")
+    serve.add_argument("--max-batch", type=int, default=1024, help="images per request (default 1024)")
+    serve.add_argument("--max-body", type=int, default=16 * 2**20, help="bytes per request body (default 16 MiB)")
+    serve.add_argument("--cache", default="results/.cache", help="artifact cache (default results/.cache)")
+    serve.add_argument("--plugin", action="append", default=[], metavar="FILE", help="Python file registering plugins")
+    serve.set_defaults(func=_cmd_serve)
+    attack = sub.add_parser("attack", help="run one attack against a live prediction URL; writes the usual cell files")
+    attack.add_argument("--url", required=True, help="prediction URL, e.g. http://127.0.0.1:8000/predict")
+    attack.add_argument("--attack", required=True, help="attack name (black-box or label-only)")
+    attack.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="attack parameter, value in YAML (repeatable), e.g. --param budget=500")
+    attack.add_argument("--dataset", required=True, help="the dataset the endpoint's model classifies")
+    attack.add_argument("--seed", type=int, default=0, help="seed of the attack's randomness (default 0)")
+    attack.add_argument("--config", default=None,
+                        help="grid config lending dataset parameters, target and evaluator specs (default: defaults)")
+    attack.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                        help="request header of the attacker (repeatable), e.g. 'X-API-Key: k'")
+    attack.add_argument("--user-header", action="append", default=None, metavar="'NAME: VALUE'",
+                        help="request header of the honest user measuring accuracy (default: the attacker's)")
+    attack.add_argument("--adapter", action="append", default=[], metavar="KEY=VALUE",
+                        help="HttpAdapter field, value in YAML (repeatable): encoding, field, probabilities, labels, "
+                             "access, batch_size, retries, backoff, timeout")
+    attack.add_argument("--results", default="results", help="results root; the cell goes to <root>/<name>/")
+    attack.add_argument("--name", default="remote", help="results folder name (default remote)")
+    attack.add_argument("--cache", default=None, help="artifact cache (default <results>/.cache)")
+    attack.add_argument("--plugin", action="append", default=[], metavar="FILE", help="Python file registering plugins")
+    attack.set_defaults(func=_cmd_attack)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from bench.config import load_config
+    from bench.registry import load_plugin_files
+
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be in 1..65535, got {args.port}")
+    if args.max_batch < 1 or args.max_body < 1:
+        raise ConfigError("--max-batch and --max-body must be at least 1")
+    if any(not k.strip() for k in args.api_key):
+        raise ConfigError("--api-key must not be empty")
+    load_plugin_files(args.plugin)
+    from bench.serve.target import select_cell
+
+    cell = select_cell(load_config(args.config), args.dataset, args.defense, args.seed)
+
+    from bench.experiment import setup
+    from bench.serve.app import serve
+    from bench.serve.target import load_target
+
+    setup()
+    target = load_target(cell, args.cache)
+    keys = frozenset(args.api_key) or None
+    print(f"serving {target.label} ({target.access.value}; guards: {', '.join(target.guard_names) or 'none'}) "
+          f"on http://{args.host}:{args.port}/predict; "
+          f"{'API keys: ' + str(len(keys)) if keys else 'any non-empty X-API-Key is a client'}", flush=True)
+    serve(target, args.host, args.port, keys, args.max_batch, args.max_body)
+    return EXIT_OK
+
+
+def _cmd_attack(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bench.config import load_config, parse_entry
+    from bench.params import parse_params
+    from bench.registry import load_plugin_files
+    from bench.serve.client import HttpAdapter
+
+    load_plugin_files(args.plugin)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", args.name):
+        raise ConfigError(f"--name '{args.name}' may hold only letters, digits, '_', '.', '-'")
+    attack = parse_entry({args.attack: _key_values(args.param, "--param")}, "attack", "--attack")
+    attack.build().check()
+    if attack.cls.weakest_access().value == "white-box":
+        raise ConfigError(f"attack '{args.attack}' is white-box: an endpoint gives no gradients; "
+                          "choose a black-box or label-only attack (bench list attacks)")
+    fields = {**_key_values(args.adapter, "--adapter"), "url": args.url, "headers": args.header}
+    adapter = parse_params(HttpAdapter, fields, "adapter")
+    user = parse_params(HttpAdapter, {**fields, "headers": args.user_header or args.header}, "adapter")
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+
+    from bench.experiment import setup, summary_line
+    from bench.serve.client import EndpointError
+    from bench.serve.remote import remote_cell, run_remote
+
+    cell = remote_cell(args.dataset, attack, args.seed, load_config(args.config) if args.config else None)
+    setup()
+    results = Path(args.results) / args.name
+    try:
+        outcome = run_remote(cell, adapter, user, results, args.cache or Path(args.results) / ".cache")
+    except EndpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED_CELLS
+    print(summary_line(outcome))
+    print(f"-> {results / 'cells' / cell.cell_id}")
+    return EXIT_OK if outcome.status == "done" else EXIT_FAILED_CELLS
+
+
+def _key_values(items: list[str], flag: str) -> dict[str, object]:
+    """``KEY=VALUE`` items, each value read as YAML (``500`` an integer, ``[1, 2]`` a list)."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag} '{item}': expected KEY=VALUE")
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{flag} '{item}': the value is not valid YAML: {exc}") from None
+    return out
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -43,7 +43,7 @@ from bench.models.generative import GanPrior, PriorPlan, train_gan
 from bench.models.judge import JudgeTraining
 from bench.models.saved import check_fits, load_saved
 from bench.models.training import plan_for
-from bench.oracle import Oracle, ThreatModel
+from bench.oracle import BaseOracle, Oracle, ThreatModel
 from bench.provenance import code_fingerprint, code_version, required_fingerprint
 from bench.registry import load_plugin_files
 from bench.report.gallery import reconstruction_grid, sample_sheet
@@ -54,13 +54,26 @@ EVALUATOR_SEED = 10_000  # one judge per dataset for the whole grid, never a tar
 PRIOR_SEED = 20_000  # one generator prior per dataset, like the judge
 
 
+class Endpoint(Protocol):
+    """A target served elsewhere (``bench attack --url``), in place of a trained one: the cell's
+    oracle and what an honest user measures come through it."""
+
+    info: dict[str, Any]  # test_acc and train_acc as an honest user measures them through it
+
+    def oracle(self, cell: CellSpec, attack: Attack) -> BaseOracle:
+        """The attacker's oracle for ``cell``, with the attack's budget."""
+
+    def accuracy(self, cell: CellSpec) -> float:
+        """Top-1 accuracy on held-out private data through the endpoint, not charged to the attacker."""
+
+
 @dataclass
 class JobContext:
     """What every cell of a job shares: data, target, evaluator and their accuracies."""
 
     job: JobSpec
     splits: DataSplits
-    target: TrainedModel
+    target: TrainedModel | Endpoint
     evaluator: TrainedModel
     prior: TrainedModel[GanPrior] | None = None  # the generator prior, when a cell of the job searches it
     cache_dir: str | Path = "results/.cache"  # where membership attacks' shadow models are cached
@@ -228,10 +241,12 @@ def access_left(cell: CellSpec, attack: Attack) -> ThreatModel:
     return ThreatModel.BLACK_BOX
 
 
-def build_oracle(ctx: JobContext, cell: CellSpec, attack: Attack) -> Oracle:
+def build_oracle(ctx: JobContext, cell: CellSpec, attack: Attack) -> BaseOracle:
     """The oracle this cell's attacker gets: threat model, output defenses, endpoint guards, budget.
     A white-box attacker holds the model: neither output defenses nor guards stand between it
-    and the model's own probabilities."""
+    and the model's own probabilities. A served target's oracle is its endpoint's."""
+    if not isinstance(ctx.target, TrainedModel):
+        return ctx.target.oracle(cell, attack)
     k = ctx.splits.meta.num_classes
     access = access_left(cell, attack)
     white_box = access == ThreatModel.WHITE_BOX
@@ -253,6 +268,8 @@ def build_oracle(ctx: JobContext, cell: CellSpec, attack: Attack) -> Oracle:
 @torch.no_grad()
 def oracle_accuracy(ctx: JobContext, cell: CellSpec) -> float:
     """Top-1 accuracy on held-out private data as an honest user sees it through the defended outputs."""
+    if not isinstance(ctx.target, TrainedModel):
+        return ctx.target.accuracy(cell)
     probs = torch.softmax(ctx.target.model.eval()(ctx.splits.private_test.x), dim=1)
     for transform in output_transforms(cell):
         probs = transform(probs)
@@ -333,7 +350,7 @@ def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOu
     return CellOutcome(cell, record["status"], record)
 
 
-def invert(ctx: JobContext, cell: CellSpec, attack: Attack, oracle: Oracle, out: Path
+def invert(ctx: JobContext, cell: CellSpec, attack: Attack, oracle: BaseOracle, out: Path
            ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """An inversion cell: one reconstruction per identity, judged; its files, rows and record fields."""
     targets = torch.arange(ctx.splits.meta.num_classes)
@@ -359,7 +376,7 @@ def shadows_for(cell: CellSpec, splits: DataSplits, cache_dir: str | Path) -> Sh
                           TrainingPlan.from_spec(recipe), cache_dir, recipe.width)
 
 
-def infer_membership(ctx: JobContext, cell: CellSpec, attack: MembershipAttack, oracle: Oracle, out: Path
+def infer_membership(ctx: JobContext, cell: CellSpec, attack: MembershipAttack, oracle: BaseOracle, out: Path
                      ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """A membership cell: the seed's balanced challenge set scored through the oracle, shadow
     models trained with the target's recipe (its architecture and plan, not its defenses) and

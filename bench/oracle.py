@@ -5,11 +5,14 @@ defenses to what it returns, passes every batch past the cell's endpoint guards 
 limit, query monitor), and counts every image queried (one image = one query), refusing a
 batch that would exceed the budget. Query accounting lives here and nowhere else.
 Attacks never hold the Oracle itself: ``Attack.execute`` hands them an :class:`OracleView`.
+:class:`BaseOracle` holds the accounting; :class:`Oracle` answers from an in-process model,
+``bench.serve.client.HttpOracle`` from a prediction URL.
 """
 
 from __future__ import annotations
 
 import functools
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any, Protocol, TypeVar
@@ -59,8 +62,69 @@ class AccessGuard(Protocol):
 OutputTransform = Callable[[Tensor], Tensor]
 
 
-class Oracle:
-    """Query access to a target under one threat model, with a query counter and budget."""
+class BaseOracle(ABC):
+    """What every oracle shares, in-process or over HTTP: the threat model, the input shape, the
+    budget, the endpoint guards and the query counter. A batch is checked and refused (budget,
+    guards) before it is evaluated or sent, and counted once it is answered."""
+
+    def __init__(
+        self,
+        threat_model: ThreatModel,
+        num_classes: int,
+        input_shape: Sequence[int],
+        budget: int | None = None,
+        guards: Sequence[AccessGuard] = (),
+    ) -> None:
+        self.threat_model = ThreatModel(threat_model)
+        self.num_classes = num_classes
+        self.input_shape = tuple(input_shape)
+        self.budget = budget
+        self.guards = tuple(guards)
+        self.queries = 0
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.budget is None else self.budget - self.queries
+
+    @abstractmethod
+    def logits(self, x: Tensor) -> Tensor:
+        """White-box only: differentiable logits of the undefended model."""
+
+    @abstractmethod
+    def probabilities(self, x: Tensor) -> Tensor:
+        """Black-box: probability vectors after the inference-stage defenses."""
+
+    @abstractmethod
+    def labels(self, x: Tensor) -> Tensor:
+        """Label-only: the top-1 class after the inference-stage defenses."""
+
+    def _require(self, needed: ThreatModel, what: str) -> None:
+        if not self.threat_model.serves(needed):
+            raise AccessDenied(
+                f"a {self.threat_model.value} oracle does not give {what} (needs {needed.value})"
+            )
+
+    def _admit(self, x: Tensor) -> int:
+        """Check ``x``'s shape, the budget and the guards; the batch's query count if it may be answered."""
+        if x.dim() != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"oracle expects a batch of shape (N, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}"
+            )
+        n = x.shape[0]
+        if self.budget is not None and self.queries + n > self.budget:
+            raise BudgetExceeded(
+                f"query budget exhausted: {self.queries} of {self.budget} spent, batch of {n} refused"
+            )
+        for guard in self.guards:
+            guard.admit(x, self.queries)
+        return n
+
+    def _charge(self, x: Tensor) -> None:
+        self.queries += self._admit(x)
+
+
+class Oracle(BaseOracle):
+    """Query access to an in-process target under one threat model, with a query counter and budget."""
 
     def __init__(
         self,
@@ -72,20 +136,11 @@ class Oracle:
         output_transforms: Sequence[OutputTransform] = (),
         guards: Sequence[AccessGuard] = (),
     ) -> None:
+        super().__init__(threat_model, num_classes, input_shape, budget, guards)
         self._model = model.eval()
         for p in self._model.parameters():
             p.requires_grad_(False)
-        self.threat_model = ThreatModel(threat_model)
-        self.num_classes = num_classes
-        self.input_shape = tuple(input_shape)
-        self.budget = budget
         self._transforms = tuple(output_transforms)
-        self.guards = tuple(guards)
-        self.queries = 0
-
-    @property
-    def remaining(self) -> int | None:
-        return None if self.budget is None else self.budget - self.queries
 
     def logits(self, x: Tensor) -> Tensor:
         """White-box only: differentiable logits of the undefended model."""
@@ -111,26 +166,6 @@ class Oracle:
         for transform in self._transforms:
             probs = transform(probs)
         return probs.argmax(dim=1)
-
-    def _require(self, needed: ThreatModel, what: str) -> None:
-        if not self.threat_model.serves(needed):
-            raise AccessDenied(
-                f"a {self.threat_model.value} oracle does not give {what} (needs {needed.value})"
-            )
-
-    def _charge(self, x: Tensor) -> None:
-        if x.dim() != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(
-                f"oracle expects a batch of shape (N, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}"
-            )
-        n = x.shape[0]
-        if self.budget is not None and self.queries + n > self.budget:
-            raise BudgetExceeded(
-                f"query budget exhausted: {self.queries} of {self.budget} spent, batch of {n} refused"
-            )
-        for guard in self.guards:
-            guard.admit(x, self.queries)
-        self.queries += n
 
 
 R = TypeVar("R")
@@ -171,7 +206,7 @@ class OracleView:
     num_classes: int
     input_shape: tuple[int, ...]
 
-    def __init__(self, oracle: Oracle) -> None:
+    def __init__(self, oracle: BaseOracle) -> None:
         fields: dict[str, Any] = {
             "threat_model": oracle.threat_model, "num_classes": oracle.num_classes,
             "input_shape": oracle.input_shape, "_labels": _sealed(oracle.labels),

@@ -10,7 +10,10 @@
 (g) the generator prior's training time on SynthFaces, and GMI's time over the raw
     forward+backward of generator, discriminator and target on the same latent batch;
 (h) the time of one shadow model and of a LiRA cell (its shadows trained from scratch) on the
-    membership grid's SynthFaces target.
+    membership grid's SynthFaces target;
+(i) ``bench serve`` on loopback: queries/s and p99 latency with 1 and 4 concurrent clients, and
+    the wall time of a 500-query NES attack through ``HttpOracle`` over the same through the
+    in-process oracle (``--only i`` runs this item alone).
 """
 
 from __future__ import annotations
@@ -20,7 +23,11 @@ import dataclasses
 import json
 import math
 import os
+import socket
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,9 +39,13 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from bench.config import load_config, parse_entry  # noqa: E402
+from bench.oracle import Oracle, ThreatModel  # noqa: E402
+from bench.params import parse_params  # noqa: E402
+from bench.serve.client import HttpAdapter, HttpOracle  # noqa: E402
 from bench.data.digits import Digits  # noqa: E402
 from bench.data.synthfaces import SynthFaces, sample_identities  # noqa: E402
-from bench.experiment import build_oracle, prepare, run_cell, setup, shadows_for, trace_table  # noqa: E402
+from bench.experiment import (build_oracle, load_data, prepare, run_cell, setup, shadows_for, trace_table,  # noqa: E402
+                              train_target)
 from bench.models.training import TrainingPlan, build, fit  # noqa: E402
 from bench.runner import run_grid  # noqa: E402
 
@@ -121,6 +132,88 @@ def papermill_overhead(grid: str, workdir: Path, workers: int) -> dict[str, floa
             "overhead_share": max(0.0, busy - compute) / busy}
 
 
+def serve_costs(cache: Path, requests: int = 100, batch: int = 100, repeats: int = 3) -> dict[str, float]:
+    """The default grid's digits target (seed 0, no defense) behind ``bench serve``: ``requests``
+    requests of ``batch`` public images per client, 1 and 4 clients at once; then NES with 50
+    queries per identity (500 in all) through HttpOracle and through the in-process oracle (best of ``repeats``)."""
+    job = next(j for j in load_config("default").jobs()
+               if j.first.dataset.name == "digits" and j.first.seed == 0 and not j.first.target_defenses)
+    splits = load_data(job)
+    target = train_target(job, splits, cache)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "bench.cli", "serve", "--config", "default", "--dataset", "digits",
+                               "--seed", "0", "--port", str(port), "--cache", str(cache)], stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/predict"
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/health", server)
+        x = splits.public.x[:batch]
+        out: dict[str, float] = {"batch": batch}
+        for clients in (1, 4):
+            qps, p99 = _load(url, x, clients, requests)
+            out.update({f"qps_{clients}": qps, f"p99_ms_{clients}": p99})
+        k, shape = splits.meta.num_classes, splits.meta.shape
+        targets = torch.arange(k)
+        attack = parse_entry({"nes": {"budget": 50}}, "attack", "perf").build()
+        adapter = parse_params(HttpAdapter, {"url": url, "headers": ["X-API-Key: perf"]}, "perf")
+
+        def local() -> None:
+            attack.execute(Oracle(target.model, ThreatModel.BLACK_BOX, k, shape, budget=500), targets, splits.public.x, 0)
+
+        def remote() -> None:
+            with HttpOracle(adapter, k, shape, budget=500) as oracle:
+                attack.execute(oracle, targets, splits.public.x, 0)
+
+        local(), remote()  # warm-up
+        out["nes_local_s"] = min(_seconds(local) for _ in range(repeats))
+        out["nes_http_s"] = min(_seconds(remote) for _ in range(repeats))
+        return out
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _wait_for(url: str, server: subprocess.Popen, timeout: float = 600) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"bench serve exited with {server.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError(f"bench serve did not answer {url} within {timeout:.0f} s")
+
+
+def _load(url: str, x: torch.Tensor, clients: int, requests: int) -> tuple[float, float]:
+    """``clients`` threads, each with its own key and connection, ``requests`` requests of ``x``:
+    the server's queries/s over the whole run and the p99 request latency in ms."""
+    import httpx
+
+    body = json.dumps({"images": x.tolist()}).encode()
+    latencies: list[float] = []
+
+    def client(key: str) -> None:
+        with httpx.Client(headers={"X-API-Key": key, "Content-Type": "application/json"}, timeout=60) as http:
+            for _ in range(requests):
+                start = time.perf_counter()
+                http.post(url, content=body).raise_for_status()
+                latencies.append(time.perf_counter() - start)
+
+    threads = [threading.Thread(target=client, args=(f"load-{clients}-{i}",)) for i in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    return clients * requests * len(x) / wall, 1000 * float(torch.tensor(latencies).quantile(0.99))
+
+
 def _seconds(work: Callable[[], None]) -> float:
     start = time.perf_counter()
     work()
@@ -185,8 +278,13 @@ def synthfaces_rate(n: int = 5000) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--grid", default="default", help="grid run with 1 and with 2 workers, from scratch")
+    parser.add_argument("--only", choices=("i",), help="run this item alone (its target trained afresh)")
     args = parser.parse_args()
     setup()
+    if args.only == "i":
+        with tempfile.TemporaryDirectory(prefix="sieve-perf-") as tmp:
+            _print_serve(serve_costs(Path(tmp) / "cache"))
+        return
     with tempfile.TemporaryDirectory(prefix="sieve-perf-") as tmp:
         work = Path(tmp)
         rate = synthfaces_rate()
@@ -197,6 +295,7 @@ def main() -> None:
         efficiency = query_efficiency(work / "one" / "cache")
         priors = prior_costs(work / "one" / "cache")
         membership = membership_costs(work / "one" / "cache")
+        served = serve_costs(work / "one" / "cache")
     print("\nSieve performance (measured now, this machine)")
     print(f"(a) mi-face / raw forward+backward, same steps and batch: {mi['ratio']:.2f}x "
           f"({mi['attack_s']:.2f} s vs {mi['raw_fwd_bwd_s']:.2f} s)")
@@ -218,6 +317,15 @@ def main() -> None:
           f"{priors['ratio']:.2f}x ({priors['attack_s']:.2f} s vs {priors['raw_fwd_bwd_s']:.2f} s; goal <= 1.5x)")
     print(f"(h) membership on synthfaces (mlp target): one shadow model {membership['shadow_s']:.1f} s; an offline "
           f"LiRA cell with its {membership['shadows']} shadows trained from scratch {membership['lira_cell_s']:.0f} s")
+    _print_serve(served)
+
+
+def _print_serve(s: dict[str, float]) -> None:
+    print(f"(i) bench serve on loopback, digits cnn, requests of {s['batch']:.0f} images: "
+          f"1 client {s['qps_1']:,.0f} queries/s (p99 {s['p99_ms_1']:.1f} ms), "
+          f"4 clients {s['qps_4']:,.0f} queries/s (p99 {s['p99_ms_4']:.1f} ms); nes with 500 queries through "
+          f"HttpOracle / in-process: {s['nes_http_s'] / s['nes_local_s']:.2f}x "
+          f"({s['nes_http_s']:.2f} s vs {s['nes_local_s']:.2f} s)")
 
 
 if __name__ == "__main__":

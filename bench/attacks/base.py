@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from bench.attacks.latent import GenerativePrior
-from bench.oracle import Oracle, OracleView, QueryBlocked, ThreatModel
+from bench.oracle import BaseOracle, OracleView, QueryBlocked, ThreatModel
 from bench.params import param
 
 
@@ -114,7 +114,7 @@ class Attack:
         """Record the current reconstructions (one per target identity) after the queries so far."""
         self._checkpoints.append(Checkpoint(oracle.queries, x.detach().clamp(0, 1).clone(), dict(info)))
 
-    def refuse_weaker(self, oracle: Oracle) -> None:
+    def refuse_weaker(self, oracle: BaseOracle) -> None:
         """Raise ``AttackRefused`` — before any query — when ``oracle`` serves less than the attack needs."""
         if not oracle.threat_model.serves(self.weakest_access()):
             raise AttackRefused(
@@ -122,7 +122,7 @@ class Attack:
                 f"this cell's defenses leave only {oracle.threat_model.value} access"
             )
 
-    def execute(self, oracle: Oracle, targets: Tensor, public: Tensor | None, seed: int,
+    def execute(self, oracle: BaseOracle, targets: Tensor, public: Tensor | None, seed: int,
                 prior: GenerativePrior | None = None) -> AttackResult:
         """Run against ``oracle`` for every identity in ``targets``; refuse a wrong oracle up front.
 

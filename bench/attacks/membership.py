@@ -32,7 +32,7 @@ from torch import Tensor
 
 from bench.attacks.base import Attack
 from bench.errors import ConfigError
-from bench.oracle import Oracle, OracleView, ThreatModel
+from bench.oracle import BaseOracle, OracleView, ThreatModel
 from bench.params import param
 from bench.registry import attack
 
@@ -97,7 +97,7 @@ class MembershipAttack(Attack):
         a member. Deterministic for the state of ``rng``."""
         raise NotImplementedError
 
-    def infer(self, oracle: Oracle, x: Tensor, y: Tensor, public: PublicImages, shadows: ShadowTrainer,
+    def infer(self, oracle: BaseOracle, x: Tensor, y: Tensor, public: PublicImages, shadows: ShadowTrainer,
               seed: int) -> MembershipResult:
         """Score ``x`` through ``oracle`` (seen as an :class:`OracleView`); refuse a wrong oracle up front."""
         self.refuse_weaker(oracle)
