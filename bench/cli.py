@@ -66,6 +66,7 @@ def _add_serve_commands(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--config", required=True, help="grid config (YAML file or shipped name) holding the target")
     serve.add_argument("--dataset", required=True, help="dataset name (or label) of the grid")
     serve.add_argument("--seed", type=int, default=0, help="seed of the grid (default 0)")
+    serve.add_argument("--target", default=None, help="target label of the grid (needed when it lists several)")
     serve.add_argument("--defense", action="append", default=[], metavar="NAME",
                        help="one defense of the grid's stack, by name or label; repeat for a stack (default: none)")
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
@@ -84,6 +85,8 @@ def _add_serve_commands(sub: argparse._SubParsersAction) -> None:
                         help="attack parameter, value in YAML (repeatable), e.g. --param budget=500")
     attack.add_argument("--dataset", required=True, help="the dataset the endpoint's model classifies")
     attack.add_argument("--seed", type=int, default=0, help="seed of the attack's randomness (default 0)")
+    attack.add_argument("--target", default=None,
+                        help="with --config: the grid target the endpoint serves (needed when it lists several)")
     attack.add_argument("--config", default=None,
                         help="grid config lending dataset parameters, target and evaluator specs (default: defaults)")
     attack.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
@@ -113,7 +116,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     load_plugin_files(args.plugin)
     from bench.serve.target import select_cell
 
-    cell = select_cell(load_config(args.config), args.dataset, args.defense, args.seed)
+    cell = select_cell(load_config(args.config), args.dataset, args.defense, args.seed, args.target)
 
     from bench.experiment import setup
     from bench.serve.app import serve
@@ -155,7 +158,9 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     from bench.serve.client import EndpointError
     from bench.serve.remote import remote_cell, run_remote
 
-    cell = remote_cell(args.dataset, attack, args.seed, load_config(args.config) if args.config else None)
+    if args.target and not args.config:
+        raise ConfigError("--target names a target of the grid given with --config")
+    cell = remote_cell(args.dataset, attack, args.seed, load_config(args.config) if args.config else None, args.target)
     setup()
     results = Path(args.results) / args.name
     try:

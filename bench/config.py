@@ -250,6 +250,16 @@ class GridConfig:
             for a in self.attacks
         ]
 
+    def target_named(self, label: str | None) -> tuple[TargetSpec, str]:
+        """The grid's target called ``label`` (None: its only one), with its label."""
+        labelled = dict(zip(target_labels(self.targets), self.targets))
+        if label is None and len(labelled) == 1:
+            return next(iter(labelled.values())), next(iter(labelled))
+        if label not in labelled:
+            what = "lists several targets; name one" if label is None else f"has no target '{label}'"
+            raise ConfigError(f"grid '{self.name}' {what}: {', '.join(labelled)}")
+        return labelled[label], label
+
     def jobs(self, cells: Iterable[CellSpec] | None = None) -> list[JobSpec]:
         groups: dict[str, list[CellSpec]] = {}
         for cell in self.cells() if cells is None else cells:

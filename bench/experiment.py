@@ -321,7 +321,7 @@ def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOu
         **cell.labels(), **defense_notes(cell), "spec": cell.to_json(), "code_version": code_version(),
         "code_fingerprint": code_fingerprint(), "evaluator_data": judge["evaluator_data"],
         "baseline": cell.attack.cls.baseline, "kind": cell.attack.cls.kind,
-        "target_params": parameter_count(ctx.target.model),
+        "target_params": parameter_count(ctx.target.model) if isinstance(ctx.target, TrainedModel) else None,
         "overrepresented_identity": ctx.splits.meta.extra.get("overrepresented_identity"),
         "overrepresent": ctx.splits.meta.extra.get("overrepresent"),
         "started": started.isoformat(), **utility,

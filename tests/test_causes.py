@@ -142,3 +142,22 @@ def test_the_overrepresentation_caption_compares_the_identity_with_the_others_pe
     assert "×1: 0.30 against 0.30 (difference +0.00" in caption
     assert f"×20: 0.90 against 0.40 (difference +0.50, 95 % CI [{0.5 - half:+.2f}, {0.5 + half:+.2f}], 3 seeds)" \
         in caption
+
+
+def test_serve_and_attack_pick_one_target_of_a_grid_by_label():
+    from bench.serve.remote import remote_cell
+    from bench.serve.target import select_cell
+
+    config = parse_config(TWO_TARGETS)
+    with pytest.raises(ConfigError, match=r"lists several targets; name one: mlp\(epochs=3\), cnn\(epochs=2,width=0.5\)"):
+        select_cell(config, "digits", [], 0)
+    cell = select_cell(config, "digits", ["round"], 0, "cnn(epochs=2,width=0.5)")
+    assert cell.target.width == 0.5 and cell.defense_label == "round(decimals=1)"
+    with pytest.raises(ConfigError, match="has no target 'vgg'"):
+        select_cell(config, "digits", [], 0, "vgg")
+    nes = parse_config({**TWO_TARGETS, "attacks": [{"nes": {"budget": 20}}]}).attacks[0]
+    remote = remote_cell("digits", nes, 0, config, "mlp(epochs=3)")
+    grid_cell = next(c for c in parse_config({**TWO_TARGETS, "attacks": [{"nes": {"budget": 20}}]}).cells()
+                     if c.target_name == "mlp(epochs=3)" and c.defense_label == "none")
+    assert remote.cell_id == grid_cell.cell_id  # the endpoint's cell is the grid's
+    assert remote_cell("digits", nes, 0, None).target_name == "endpoint"

@@ -27,17 +27,20 @@ from bench.results import ResultsDir, atomic_write_json
 from bench.serve.client import HttpAdapter, HttpOracle
 
 
-def remote_cell(dataset: str, attack: PluginSpec, seed: int, config: GridConfig | None) -> CellSpec:
+def remote_cell(dataset: str, attack: PluginSpec, seed: int, config: GridConfig | None,
+                target: str | None = None) -> CellSpec:
     """The cell of ``attack`` on ``dataset`` at ``seed``; a grid ``config`` lends its dataset parameters
-    (an entry of that name), its target and evaluator specs, so the cell matches the grid's."""
+    (an entry of that name), its evaluator spec and the spec and label of the target the endpoint
+    serves (``target``), so the cell matches the grid's. Without one, the target is called
+    ``endpoint``: Sieve does not know what it serves."""
     spec = next((d for d in config.datasets if d.name == dataset), None) if config else None
     spec = spec or parse_entry(dataset, "dataset", "--dataset")
     spec.build().check()
     none = parse_entry("none", "defense", "--url")
-    target = config.target if config else TrainSpec()
+    served, label = config.target_named(target) if config else (TrainSpec(), "endpoint")
     evaluator = config.evaluator if config else EvaluatorSpec()
     prior = config.prior if config else PriorSpec()
-    return CellSpec(spec, (none,), attack, seed, target, evaluator, prior)
+    return CellSpec(spec, (none,), attack, seed, served, evaluator, prior, label)
 
 
 @dataclass

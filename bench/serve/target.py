@@ -25,12 +25,14 @@ from bench.oracle import AccessGuard, OutputTransform, ThreatModel
 from bench.seeds import generator
 
 
-def select_cell(config: GridConfig, dataset: str, defenses: Sequence[str], seed: int) -> CellSpec:
-    """The grid's cell of ``dataset`` and ``seed`` whose defense stack is ``defenses`` (each a name or
-    a label such as ``round(decimals=1)``; empty: the stack ``none``). The attack does not matter:
-    every attack of a stack meets the same served target."""
+def select_cell(config: GridConfig, dataset: str, defenses: Sequence[str], seed: int,
+                target: str | None = None) -> CellSpec:
+    """The grid's cell of ``dataset``, ``target`` (a label; None: the grid's only target) and ``seed``
+    whose defense stack is ``defenses`` (each a name or a label such as ``round(decimals=1)``; empty:
+    the stack ``none``). The attack does not matter: every attack of a stack meets the same served target."""
     wanted = list(defenses) or ["none"]
-    by_dataset = [c for c in config.cells() if dataset in (c.dataset.name, c.dataset.label)]
+    _, label = config.target_named(target)
+    by_dataset = [c for c in config.cells() if dataset in (c.dataset.name, c.dataset.label) and c.target_name == label]
     if not by_dataset:
         names = sorted({c.dataset.label for c in config.cells()})
         raise ConfigError(f"--dataset '{dataset}' is not in grid '{config.name}'; its datasets: {', '.join(names)}")
