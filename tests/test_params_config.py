@@ -124,6 +124,10 @@ def test_cli_lists_plugins_and_configs(capsys):
     assert "none  [stage: inference]" in capsys.readouterr().out
     assert main(["list", "configs"]) == 0
     assert "smoke" in capsys.readouterr().out
+    assert main(["list", "models"]) == 0
+    out = capsys.readouterr().out
+    assert "mlp  [target]" in out and "cnn  [target]" in out and "resnet  [the evaluator's, not a target]" in out
+    assert "width: float = 1.0  (capacity: every layer's channels or units times this" in out
 
 
 def test_only_filter_that_matches_nothing_exits_2_and_writes_nothing(tmp_path, capsys):
