@@ -58,6 +58,8 @@ class SavedTarget:
     factory: str = param(help="'package.module:callable' or 'path/to/file.py:callable' that builds the architecture "
                               "(called with no arguments)")
     label: str = param("", help="the target's name in the tables (default: the weights file's name)")
+    digest: str = param("", help="set by Sieve when the config is read: the weights' content hash, so a model saved "
+                                 "over the old file is another target (new job and cell ids)")
 
 
 TargetSpec = TrainSpec | SavedTarget
@@ -158,7 +160,7 @@ class CellSpec:
         return {
             "dataset": self.dataset.to_json(),
             "defenses": [d.to_json() for d in self.target_defenses],
-            "target": target_key(self.target),
+            "target": dataclasses.asdict(self.target),
             "evaluator": dataclasses.asdict(self.evaluator),
             "seed": self.seed,
         }
@@ -195,7 +197,7 @@ class CellSpec:
             defenses=tuple(parse_entry({d["name"]: d["params"]}, "defense", "defense") for d in blob["defenses"]),
             attack=parse_entry({blob["attack"]["name"]: blob["attack"]["params"]}, "attack", "attack"),
             seed=int(blob["seed"]),
-            target=_parse_target(blob["target"], "target"),
+            target=_parse_target(blob["target"], "target", fresh=False),
             evaluator=parse_params(EvaluatorSpec, blob["evaluator"], "evaluator"),
             prior=parse_params(PriorSpec, blob.get("prior"), "prior"),
             target_label=str(blob.get("target_label", "")),
@@ -370,25 +372,23 @@ def _parse_targets(raw: Any) -> tuple[TargetSpec, ...]:
     return targets
 
 
-def _parse_target(raw: Any, where: str) -> TargetSpec:
-    """A training spec, or — when it names ``weights`` or a ``factory`` — a model the user trained
-    (its paths made absolute, so every worker finds them)."""
+def _parse_target(raw: Any, where: str, fresh: bool = True) -> TargetSpec:
+    """A training spec, or — when it names ``weights`` or a ``factory`` — a model the user trained:
+    its paths made absolute (so every worker finds them) and, read ``fresh`` from a config, the
+    weights' content hash taken (a job's JSON carries the hash its config was read with)."""
     if not (isinstance(raw, Mapping) and ({"weights", "factory"} & set(raw))):
         return parse_params(TrainSpec, raw, where)
     saved = parse_params(SavedTarget, raw, where)
-    module, sep, name = saved.factory.rpartition(":")
-    factory = f"{Path(module).expanduser().resolve()}:{name}" if sep and module.endswith(".py") else saved.factory
-    return dataclasses.replace(saved, weights=str(Path(saved.weights).expanduser().resolve()), factory=factory)
-
-
-def target_key(target: TargetSpec) -> dict[str, Any]:
-    """What determines a target: its training spec, or the given model's factory and weights' content."""
+    if not fresh:
+        return saved
     from bench.models.saved import file_digest
 
-    key = dataclasses.asdict(target)
-    if isinstance(target, SavedTarget):
-        key["digest"] = file_digest(target.weights) if Path(target.weights).is_file() else None
-    return key
+    weights = Path(saved.weights).expanduser().resolve()
+    if not weights.is_file():
+        raise ConfigError(f"{where}: weights '{weights}' is not a file")
+    module, sep, name = saved.factory.rpartition(":")
+    factory = f"{Path(module).expanduser().resolve()}:{name}" if sep and module.endswith(".py") else saved.factory
+    return dataclasses.replace(saved, weights=str(weights), factory=factory, digest=file_digest(weights))
 
 
 def target_labels(targets: tuple[TargetSpec, ...]) -> list[str]:

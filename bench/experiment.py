@@ -31,6 +31,7 @@ from bench.attacks.latent import GenerativePrior
 from bench.attacks.membership import MembershipAttack, PublicImages, ShadowTrainer, shadow_classes
 from bench.config import CellSpec, JobSpec, SavedTarget, TrainSpec
 from bench.data.base import DataSplits
+from bench.errors import ConfigError
 from bench.defenses.base import Defense, Stage
 from bench.membership.challenge import challenge_set
 from bench.membership.metrics import membership_rows
@@ -41,7 +42,7 @@ from bench.models import EVALUATOR_MODEL, ArtifactCache, Classifier, TrainedMode
 from bench.models.architectures import parameter_count
 from bench.models.generative import GanPrior, PriorPlan, train_gan
 from bench.models.judge import JudgeTraining
-from bench.models.saved import check_fits, load_saved
+from bench.models.saved import check_fits, file_digest, load_saved
 from bench.models.training import plan_for
 from bench.oracle import BaseOracle, Oracle, ThreatModel
 from bench.provenance import code_fingerprint, code_version, required_fingerprint
@@ -152,7 +153,11 @@ def train_target(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> Tra
 
 
 def given_target(target: SavedTarget, label: str, splits: DataSplits) -> TrainedModel:
-    """A model the user trained, loaded safely and measured on their data as any target is."""
+    """A model the user trained, loaded safely and measured on their data as any target is — the
+    very file the grid was configured with (a file changed since is refused, not audited under
+    the old one's ids)."""
+    if file_digest(target.weights) != target.digest:
+        raise ConfigError(f"target '{label}': {target.weights} changed after the grid was configured; run it again")
     model = load_saved(target.factory, target.weights)
     check_fits(model, splits.meta.shape, splits.meta.num_classes, f"target '{label}'")
     info = {"arch": label, "given": True, "weights": target.weights, "history": [],

@@ -35,6 +35,16 @@ class Net(nn.Module):
 def build():
     return Net()
 '''
+class Payload:
+    """A pickle that runs code when loaded: what a crafted model file does."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
 ORDER = ["p3", "p0", "p4", "p1", "p2"]  # the model's class i is folder ORDER[i]: not the sorted order
 
 
@@ -95,9 +105,12 @@ def test_a_given_model_is_loaded_safely_and_strictly(audit):
     torch.save(net, root / "pickled.pt")  # a whole pickled module: code, not a state dict
     with pytest.raises(ConfigError, match="not a state dict torch.load\\(weights_only=True\\) accepts"):
         load_saved(f"{root / 'my_model.py'}:build", root / "pickled.pt")
-    (root / "evil.pt").write_bytes(pickle.dumps({"x": print}))
-    with pytest.raises(ConfigError, match="weights_only"):
+    sentinel = root / "pwned"
+    with open(root / "evil.pt", "wb") as f:  # unpickling it would create the sentinel file
+        pickle.dump(Payload(str(sentinel)), f)
+    with pytest.raises(ConfigError, match="is not a state dict torch.load\\(weights_only=True\\) accepts"):
         load_saved(f"{root / 'my_model.py'}:build", root / "evil.pt")
+    assert not sentinel.exists()
     torch.save({"body.0.weight": torch.zeros(1)}, root / "partial.pt")
     with pytest.raises(ConfigError, match="do not fit the model"):
         load_saved(f"{root / 'my_model.py'}:build", root / "partial.pt")
@@ -141,3 +154,15 @@ def test_a_grid_audits_a_given_model_from_the_command_line(audit, tmp_path):
     assert set(rounded["attack"]) == {"public-lookalike", "mi-face(steps=20)", "nes(budget=20)"}
     assert (rounded["outputs_defended"] == (rounded["threat_model"] != "white-box")).all()
     assert cells["target_params"].iloc[0] == sum(p.numel() for p in net.parameters())
+
+
+def test_weights_saved_over_the_old_file_are_another_target(audit, tmp_path):
+    root, net, _ = audit
+    weights = tmp_path / "model.pt"
+    torch.save(net.state_dict(), weights)
+    first = parse_config(grid(root, target={"weights": str(weights), "factory": f"{root / 'my_model.py'}:build"})).cells()
+    retrained = {k: v + 0.01 for k, v in net.state_dict().items()}
+    torch.save(retrained, weights)
+    again = parse_config(grid(root, target={"weights": str(weights), "factory": f"{root / 'my_model.py'}:build"})).cells()
+    assert {c.cell_id for c in first}.isdisjoint(c.cell_id for c in again)
+    assert {c.job_id for c in first}.isdisjoint(c.job_id for c in again)

@@ -93,5 +93,10 @@ def check_fits(model: nn.Module, shape: tuple[int, int, int], num_classes: int, 
 
 
 def file_digest(path: str | Path) -> str:
-    """The weights' content hash: a changed file is another target (and another job id)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    """The weights' content hash: a changed file is another target (another job and cell ids, so
+    a retrained model saved over the old file is audited again, never skipped as complete)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
