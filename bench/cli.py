@@ -87,6 +87,9 @@ def _add_serve_commands(sub: argparse._SubParsersAction) -> None:
     attack.add_argument("--seed", type=int, default=0, help="seed of the attack's randomness (default 0)")
     attack.add_argument("--target", default=None,
                         help="with --config: the grid target the endpoint serves (needed when it lists several)")
+    attack.add_argument("--defense", action="append", default=[], metavar="NAME",
+                        help="a defense the endpoint runs, in stack order (repeatable; default none): the cell is "
+                             "filed under that stack")
     attack.add_argument("--config", default=None,
                         help="grid config lending dataset parameters, target and evaluator specs (default: defaults)")
     attack.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
@@ -160,7 +163,8 @@ def _cmd_attack(args: argparse.Namespace) -> int:
 
     if args.target and not args.config:
         raise ConfigError("--target names a target of the grid given with --config")
-    cell = remote_cell(args.dataset, attack, args.seed, load_config(args.config) if args.config else None, args.target)
+    cell = remote_cell(args.dataset, attack, args.seed, load_config(args.config) if args.config else None, args.target,
+                       args.defense)
     setup()
     results = Path(args.results) / args.name
     try:

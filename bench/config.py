@@ -425,7 +425,12 @@ def _check_saved_targets(targets: tuple[TargetSpec, ...], datasets: tuple[Plugin
                                   f"'{saved[0][0]}' is a given model, already trained; only inference- and "
                                   "access-stage defenses apply to it")
     for ds in datasets:
-        if not ds.build().split_given():
+        data = ds.build()
+        if not data.class_order_given():
+            raise ConfigError(f"config: target '{saved[0][0]}' is a given model and dataset '{ds.label}' does not say "
+                              "which identity each of its classes is: give the model's class order (imagefolder: "
+                              "classes: <file>)")
+        if not data.split_given():
             raise ConfigError(f"config: target '{saved[0][0]}' is a given model and dataset '{ds.label}' would split "
                               "its images at random: name the images the model never trained on (imagefolder: "
                               "held_out: <file>), or its test accuracy and membership labels would be wrong")
@@ -437,6 +442,9 @@ def _check_saved_targets(targets: tuple[TargetSpec, ...], datasets: tuple[Plugin
             except DataError as exc:
                 raise ConfigError(f"dataset '{ds.label}': {exc}") from exc
             check_fits(model, meta.shape, meta.num_classes, f"target '{label}' on dataset '{ds.label}'")
+            if meta.extra.get("overrepresent", 1) > 1:
+                raise ConfigError(f"dataset '{ds.label}': overrepresent repeats images in a target's training set, "
+                                  f"and target '{label}' is a given model, already trained")
 
 
 def _parse_stack(entry: Any, where: str) -> tuple[PluginSpec, ...]:

@@ -126,6 +126,10 @@ def test_config_errors_for_a_given_model_come_before_anything_runs(audit, tmp_pa
         parse_config(grid(root, defenses=["none", "dp-sgd"]))
     with pytest.raises(ConfigError, match="would split its images at random: name the images the model never trained"):
         parse_config(grid(root, datasets=[faces(root, held_out="")]))
+    with pytest.raises(ConfigError, match="does not say which identity each of its classes is"):
+        parse_config(grid(root, datasets=[faces(root, classes="", private=ORDER)]))
+    with pytest.raises(ConfigError, match="overrepresent repeats images in a target's training set"):
+        parse_config(grid(root, datasets=[faces(root, overrepresent=3, overrepresented="p1")]))
     four = tmp_path / "four.txt"
     four.write_text("\n".join(ORDER[:4]))
     held_out = tmp_path / "held_out.txt"

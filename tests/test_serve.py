@@ -11,10 +11,12 @@ import io
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -210,6 +212,15 @@ def _png(size: tuple[int, int], fmt: str = "PNG") -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def _bomb() -> str:
+    """A 57-byte PNG whose header declares 30000×30000 pixels (PIL refuses to open it)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    return base64.b64encode(png).decode()
+
+
 def test_malformed_requests_get_4xx_and_the_server_lives(servers, images):
     """(c) a fuzz of bad requests: every answer a 4xx with a message, the server healthy afterwards."""
     url = servers["plain"]
@@ -229,7 +240,7 @@ def test_malformed_requests_get_4xx_and_the_server_lives(servers, images):
         (None, "k0", b"[" * 100_000), (None, "k0", b'{"images": [' + b"0.5, " * 60_000 + b"0.5]}"),
         ({"png": ["not base64!"]}, "k0", None), ({"png": [_png((8, 8), "JPEG")]}, "k0", None),
         ({"png": [_png((9, 8))]}, "k0", None), ({"png": [_png((4000, 4000))]}, "k0", None), ({"png": [7]}, "k0", None),
-        (None, "k0", rng.bytes(5000)),
+        (None, "k0", rng.bytes(5000)), ({"png": [_bomb()]}, "k0", None),
     ]
     for body, key, raw in cases:
         r = _post(url, body, key, raw)

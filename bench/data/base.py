@@ -120,6 +120,11 @@ class Dataset:
         """Whether ``load`` fills ``evaluator_pool``, so a judge can be trained on images no target saw."""
         return False
 
+    def class_order_given(self) -> bool:
+        """Whether class ``k`` is a known identity, so a model trained outside Sieve can be matched
+        to it: a built-in dataset's classes are fixed by its parameters."""
+        return True
+
     def split_given(self) -> bool:
         """Whether a model trained outside Sieve can be held to this dataset's split: its held-out
         images are known to be ones the model never saw. A built-in split is fixed by the

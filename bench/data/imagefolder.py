@@ -84,6 +84,10 @@ class ImageFolder(Dataset):
     def spares_evaluator_images(self) -> bool:
         return self.params.evaluator_share > 0
 
+    def class_order_given(self) -> bool:
+        """Only with ``classes``: folders taken in sorted order need not be the model's class order."""
+        return bool(self.params.classes)
+
     def split_given(self) -> bool:
         """Only with ``held_out``: a random split of the user's folder would call images their
         model trained on 'held out', and its test accuracy and membership labels would be wrong."""

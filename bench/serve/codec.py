@@ -100,6 +100,8 @@ def _from_png(items: list[Any], shape: tuple[int, ...]) -> Tensor:
             if image.size != (width, height):  # checked before decoding the pixels: no decompression bombs
                 raise BadRequest(f'"png"[{i}] is {image.size[0]}×{image.size[1]}, expected {width}×{height}')
             pixels = np.asarray(image.convert(PNG_MODES[channels]))
+        except Image.DecompressionBombError as exc:  # its header declares more pixels than PIL will open
+            raise BadRequest(f'"png"[{i}] declares too large an image: {exc}', 413) from None
         except (binascii.Error, UnidentifiedImageError, OSError, ValueError) as exc:
             if isinstance(exc, BadRequest):
                 raise

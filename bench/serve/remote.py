@@ -10,7 +10,9 @@ own headers (its own API key), before the attack and never charged to the attack
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,26 +23,30 @@ import torch
 from bench.attacks.base import Attack
 from bench.config import CellSpec, EvaluatorSpec, GridConfig, JobSpec, PluginSpec, PriorSpec, TrainSpec, parse_entry
 from bench.data.base import DataSplits, Split
+from bench.errors import ConfigError
 from bench.experiment import CellOutcome, JobContext, load_data, run_cell, train_evaluator, train_prior
 from bench.oracle import QueryBlocked
 from bench.results import ResultsDir, atomic_write_json
 from bench.serve.client import HttpAdapter, HttpOracle
+from bench.serve.target import select_cell
 
 
 def remote_cell(dataset: str, attack: PluginSpec, seed: int, config: GridConfig | None,
-                target: str | None = None) -> CellSpec:
-    """The cell of ``attack`` on ``dataset`` at ``seed``; a grid ``config`` lends its dataset parameters
-    (an entry of that name), its evaluator spec and the spec and label of the target the endpoint
-    serves (``target``), so the cell matches the grid's. Without one, the target is called
-    ``endpoint``: Sieve does not know what it serves."""
-    spec = next((d for d in config.datasets if d.name == dataset), None) if config else None
-    spec = spec or parse_entry(dataset, "dataset", "--dataset")
+                target: str | None = None, defenses: Sequence[str] = ()) -> CellSpec:
+    """The cell of ``attack`` on ``dataset`` at ``seed`` behind the defense stack the endpoint says
+    it runs (``defenses``, names; none: ``none``), so a defended endpoint's cell is never filed as
+    an undefended one. A grid ``config`` lends the cell of that dataset, target and stack (its
+    dataset parameters, evaluator spec, target spec and label), so the cell id is the grid's.
+    Without one, the target is called ``endpoint``: Sieve does not know what it serves."""
+    if config is not None:
+        return dataclasses.replace(select_cell(config, dataset, defenses, seed, target), attack=attack)
+    spec = parse_entry(dataset, "dataset", "--dataset")
     spec.build().check()
-    none = parse_entry("none", "defense", "--url")
-    served, label = config.target_named(target) if config else (TrainSpec(), "endpoint")
-    evaluator = config.evaluator if config else EvaluatorSpec()
-    prior = config.prior if config else PriorSpec()
-    return CellSpec(spec, (none,), attack, seed, served, evaluator, prior, label)
+    stack = tuple(parse_entry(d, "defense", "--defense") for d in defenses or ["none"])
+    if not spec.build().split_given():
+        raise ConfigError(f"dataset '{spec.label}' would split its images at random, and Sieve cannot know which "
+                          "ones the endpoint's model trained on: name the held-out images (imagefolder: held_out)")
+    return CellSpec(spec, stack, attack, seed, TrainSpec(), EvaluatorSpec(), PriorSpec(), "endpoint")
 
 
 @dataclass

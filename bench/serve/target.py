@@ -32,10 +32,14 @@ def select_cell(config: GridConfig, dataset: str, defenses: Sequence[str], seed:
     the stack ``none``). The attack does not matter: every attack of a stack meets the same served target."""
     wanted = list(defenses) or ["none"]
     _, label = config.target_named(target)
-    by_dataset = [c for c in config.cells() if dataset in (c.dataset.name, c.dataset.label) and c.target_name == label]
-    if not by_dataset:
-        names = sorted({c.dataset.label for c in config.cells()})
+    names = sorted({d.label for d in config.datasets})
+    matching = sorted({d.label for d in config.datasets if dataset in (d.name, d.label)})
+    if not matching:
         raise ConfigError(f"--dataset '{dataset}' is not in grid '{config.name}'; its datasets: {', '.join(names)}")
+    if len(matching) > 1:
+        raise ConfigError(f"--dataset '{dataset}' names several datasets of grid '{config.name}': "
+                          f"{', '.join(matching)}; give one's label")
+    by_dataset = [c for c in config.cells() if c.dataset.label == matching[0] and c.target_name == label]
     by_seed = [c for c in by_dataset if c.seed == seed]
     if not by_seed:
         raise ConfigError(f"--seed {seed} is not in grid '{config.name}'; its seeds: {', '.join(map(str, config.seeds))}")
