@@ -131,6 +131,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     print(f"serving {target.label} ({target.access.value}; guards: {', '.join(target.guard_names) or 'none'}) "
           f"on http://{args.host}:{args.port}/predict; "
           f"{'API keys: ' + str(len(keys)) if keys else 'any non-empty X-API-Key is a client'}", flush=True)
+    if not keys and target.guard_names:
+        print("warning: without --api-key a client that changes its key starts afresh: rate-limit and monitor bind "
+              "a key, not a person", file=sys.stderr, flush=True)
     serve(target, args.host, args.port, keys, args.max_batch, args.max_body)
     return EXIT_OK
 
@@ -223,7 +226,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items()))
     print(f"\n{summary.total} cells ({counts}) in {summary.wall_seconds:.0f} s -> {summary.results_dir}")
     for f in summary.failed:
-        print(f"FAILED {f['dataset']} / {f['defense']} / {f['attack']} / seed {f['seed']}: {f['error']}", file=sys.stderr)
+        print(f"FAILED {f['dataset']} / {f['target']} / {f['defense']} / {f['attack']} / seed {f['seed']}: {f['error']}",
+              file=sys.stderr)
     _report(summary.results_dir)
     return EXIT_OK if summary.ok else EXIT_FAILED_CELLS
 

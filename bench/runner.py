@@ -139,7 +139,8 @@ def run_grid(
     bar.close()
     cells_df, _ = results.write_tables(cell_ids)
     statuses = cells_df["status"].value_counts().to_dict() if not cells_df.empty else {}
-    failed = cells_df[cells_df["status"] == "failed"][["cell_id", "dataset", "defense", "attack", "seed", "error"]]
+    failed = cells_df[cells_df["status"] == "failed"][["cell_id", "dataset", "target", "defense", "attack", "seed",
+                                                            "error"]]
     versions = sorted(cells_df["code_version"].dropna().unique()) if "code_version" in cells_df else []
     manifest.update(finished=datetime.now(timezone.utc).isoformat(), statuses=statuses, code_versions=versions,
                     wall_seconds=time.perf_counter() - t0,

@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 
 httpx = pytest.importorskip("httpx")
+os.environ["BENCH_METRICS_SECRET"] = "test-secret"  # the servers' client ids, computable here (before the import)
 
 from bench.config import load_config  # noqa: E402
 from bench.errors import ConfigError  # noqa: E402

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import hmac
 import math
+import os
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -107,6 +110,12 @@ class Gate:
                 raise Refused(client.blocked, 403) from None
 
 
+_PROCESS_SECRET = secrets.token_bytes(32)
+
+
 def client_id(key: str) -> str:
-    """How ``/metrics`` names a client: a short hash, so the page never shows an API key."""
-    return hashlib.sha256(key.encode()).hexdigest()[:12]
+    """How ``/metrics`` names a client: a hash keyed with a secret of the server process (or
+    ``BENCH_METRICS_SECRET``, to keep ids across restarts), so the page never shows an API key,
+    nor one that a dictionary of short keys would recover."""
+    secret = os.environ.get("BENCH_METRICS_SECRET", "").encode() or _PROCESS_SECRET
+    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()[:12]
