@@ -174,7 +174,8 @@ class ResultsDir:
 
 def with_targets(frame: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with every row's ``target`` label, taken from its cell where its own file predates
-    the column (kept with --keep-stale): a row without one would drop out of every grouping."""
+    the column (a results folder written before targets were a grid axis): a row without one
+    would drop out of every grouping."""
     if frame.empty or cells.empty or ("target" in frame and frame["target"].notna().all()):
         return frame
     label = frame["cell_id"].map(cells.set_index("cell_id")["target"])

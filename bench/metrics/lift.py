@@ -1,8 +1,8 @@
 """Lift: what an attack recovers beyond what the attacker had without inverting.
 
 An attack's ``lift`` is its acc@1 minus the baseline's (the attack that declares ``baseline``,
-built in: ``public-lookalike``) on the same target
-(same dataset, data and training defenses, seed). A black-box or label-only attack is matched
+built in: ``public-lookalike``) on the same trained target (same job: dataset, target spec,
+data and training defenses, seed). A black-box or label-only attack is matched
 with the baseline under the same output and access defenses; a white-box attacker holds the
 model, so its baseline is the one that saw undefended outputs.
 """

@@ -15,7 +15,7 @@ import pandas as pd
 from bench.report.stats import formatted as fmt
 from bench.report.stats import mean_ci
 
-SETTING = ["dataset", "target"]  # a defense is compared with 'none' on the same dataset and target architecture
+SETTING = ["dataset", "target"]  # a defense is compared with 'none' on the same dataset and target (its label)
 DEFENSE_TABLE_COLUMNS = [*SETTING, "defense", "stage", "attack", "metric", "mean", "ci95", "n"]
 TARGET_ROW = "(honest user)"
 MEMBERSHIP_METRICS = ("auc", "tpr@1%fpr")

@@ -56,7 +56,7 @@ def best_attacks(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     return best.rename(columns={"attack": "best attack"}).set_index(setting).round(2)
 
 
-def _all_refused(cells: pd.DataFrame) -> list[tuple[str, str, str]]:
+def _all_refused(cells: pd.DataFrame) -> list[tuple[str, ...]]:
     if cells.empty or "status" not in cells:
         return []
     status = cells.groupby(KEYS)["status"].agg(lambda s: set(s) == {"refused"})
