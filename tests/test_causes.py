@@ -181,3 +181,18 @@ def test_serve_and_attack_pick_one_target_of_a_grid_by_label():
                      if c.target_name == "mlp(epochs=3)" and c.defense_label == "none")
     assert remote.cell_id == grid_cell.cell_id  # the endpoint's cell is the grid's
     assert remote_cell("digits", nes, 0, None).target_name == "endpoint"
+
+
+def test_tables_written_before_targets_were_an_axis_gain_the_target_of_their_spec(tmp_path):
+    from bench.results import atomic_write_table, load_tables
+
+    spec = json.dumps({"target": {"model": "mlp", "epochs": 3}})
+    cells = pd.DataFrame({"cell_id": ["a", "b"], "dataset": "digits", "defense": "none", "attack": "x", "seed": 0,
+                          "status": "done", "params": [spec, spec.replace("mlp", "cnn")]})
+    metrics = pd.DataFrame({"cell_id": ["a", "b"], "dataset": "digits", "defense": "none", "attack": "x", "seed": 0,
+                            "target_class": "all", "metric": "acc@1", "value": [0.2, 0.4], "error": None})
+    atomic_write_table(cells, tmp_path / "tables" / "cells")
+    atomic_write_table(metrics, tmp_path / "tables" / "metrics")
+    cells, metrics = load_tables(tmp_path)
+    assert cells["target"].tolist() == ["mlp", "cnn"] and metrics["target"].tolist() == ["mlp", "cnn"]
+    assert len(summary_table(cells, metrics)) == 2  # still two rows, not one average
