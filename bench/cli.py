@@ -298,17 +298,22 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _list_models(describe: Callable[[type], list[dict[str, Any]]]) -> int:
     """The target architectures, the evaluator's (never a target), and a target entry's parameters."""
-    from bench.config import TrainSpec
+    from bench.config import SavedTarget, TrainSpec
     from bench.models.architectures import ARCHITECTURES, EVALUATOR_MODEL, TARGET_MODELS
 
     for name in (*TARGET_MODELS, EVALUATOR_MODEL):
         role = "target" if name in TARGET_MODELS else "the evaluator's, not a target"
         print(f"{name}  [{role}]")
         print(f"    {first_sentence(ARCHITECTURES[name].__doc__ or '')}")
-    print("target: (a mapping, or a list of them: the grid's target axis)")
+    print("target: (a mapping, or a list of them: the grid's target axis) trained by Sieve:")
     for p in describe(TrainSpec):
         allowed = f"; {p['allowed']}" if p["allowed"] else ""
         print(f"    {p['name']}: {p['type']} = {p['default']!r}  ({p['help']}{allowed})")
+    print("  or a model you trained (README: 'Audit your own model'):")
+    for p in describe(SavedTarget):
+        if p["name"] != "digest":
+            default = "required" if p["default"] is None else repr(p["default"])
+            print(f"    {p['name']}: {p['type']} = {default}  ({p['help']})")
     return EXIT_OK
 
 
