@@ -43,7 +43,7 @@ from bench.models.architectures import parameter_count
 from bench.models.generative import GanPrior, PriorPlan, train_gan
 from bench.models.judge import JudgeTraining
 from bench.models.saved import check_fits, file_digest, load_saved
-from bench.models.training import plan_for
+from bench.models.training import balanced_accuracy, plan_for
 from bench.oracle import BaseOracle, Oracle, ThreatModel
 from bench.provenance import code_fingerprint, code_version, required_fingerprint
 from bench.registry import load_plugin_files
@@ -81,7 +81,9 @@ class JobContext:
 
     @property
     def utility(self) -> dict[str, float]:
-        """The target's accuracies, and under DP-SGD the (epsilon, delta) its accountant spent."""
+        """The target's accuracies — on its training images, each identity weighing the same (an
+        over-represented one would otherwise fill ``train_acc`` and the gap), and on held-out
+        images — and under DP-SGD the (epsilon, delta) its accountant spent."""
         info = self.target.info
         out = {"test_acc": info["test_acc"], "train_acc": info["train_acc"], "gap": info["train_acc"] - info["test_acc"]}
         if info.get("epsilon") is not None:
@@ -144,7 +146,8 @@ def train_target(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> Tra
         info = fit(model, splits.target_train, plan, seed=seed, desc=f"target {cell.target_name}", hooks=hooks,
                    public=splits.public)
         return {**info, "arch": cell.target.model, "plan": dataclasses.asdict(plan_for(plan, hooks)),
-                "train_acc": accuracy(model, splits.target_train), "test_acc": accuracy(model, splits.private_test)}
+                "train_acc": balanced_accuracy(model, splits.target_train),
+                "test_acc": accuracy(model, splits.private_test)}
 
     key = {"kind": "target", **{k: v for k, v in cell.job_key().items() if k != "evaluator"}}
     make = lambda: build(cell.target.model, splits.meta.shape, splits.meta.num_classes, seed, hooks,  # noqa: E731
@@ -161,7 +164,8 @@ def given_target(target: SavedTarget, label: str, splits: DataSplits) -> Trained
     model = load_saved(target.factory, target.weights)
     check_fits(model, splits.meta.shape, splits.meta.num_classes, f"target '{label}'")
     info = {"arch": label, "given": True, "weights": target.weights, "history": [],
-            "train_acc": accuracy(model, splits.target_train), "test_acc": accuracy(model, splits.private_test)}
+            "train_acc": balanced_accuracy(model, splits.target_train),
+                "test_acc": accuracy(model, splits.private_test)}
     return TrainedModel(model, info, cached=False)
 
 

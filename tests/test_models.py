@@ -94,3 +94,15 @@ def test_judge_training_judges_with_the_average_of_its_weights(digits):
     assert all(torch.equal(judge.state_dict()[k], hook._average[k]) for k in hook._average)  # judges with the average
     assert not torch.equal(judge.state_dict()["head.weight"], plain.state_dict()["head.weight"])
     assert accuracy(judge, digits.private_test) > 0.8  # the warm-up keeps a short training from averaging in its init
+
+
+def test_balanced_accuracy_weighs_every_identity_the_same():
+    from bench.data.base import Split
+    from bench.models.training import accuracy, balanced_accuracy
+
+    always_zero = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    with torch.no_grad():
+        always_zero[1].weight.zero_()
+        always_zero[1].bias.copy_(torch.tensor([1.0, 0.0]))
+    over = Split(torch.rand(10, 1, 2, 2), torch.tensor([0] * 9 + [1]))  # identity 0 over-represented 9×
+    assert accuracy(always_zero, over) == 0.9 and balanced_accuracy(always_zero, over) == 0.5

@@ -195,6 +195,16 @@ def _loss(net: Classifier, x: Tensor, y: Tensor, hooks: Sequence[TrainingHook]) 
 
 
 @torch.no_grad()
+def balanced_accuracy(net: nn.Module, split: Split) -> float:
+    """The mean over classes of each class's accuracy: a training set where one identity fills
+    half the images (``overrepresent``) is not scored mostly on that identity."""
+    net.eval()
+    hit = torch.cat([net(split.x[i : i + 1024]).argmax(1) == split.y[i : i + 1024] for i in range(0, len(split), 1024)])
+    classes = split.y.unique()
+    return float(torch.stack([hit[split.y == k].float().mean() for k in classes]).mean()) if len(classes) else 0.0
+
+
+@torch.no_grad()
 def accuracy(net: nn.Module, split: Split, batch: int = 1024) -> float:
     net.eval()
     correct = sum(int((net(split.x[i : i + batch]).argmax(1) == split.y[i : i + batch]).sum())

@@ -65,8 +65,8 @@ class RemoteTarget:
         NaN where an endpoint guard blocks the honest user (a false positive worth seeing)."""
         k, shape = splits.meta.num_classes, tuple(splits.meta.shape)
         with HttpOracle(user, k, shape) as honest:
-            info = {name: _accuracy(honest, split) for name, split in
-                    (("test_acc", splits.private_test), ("train_acc", splits.private_train))}
+            info = {"test_acc": _accuracy(honest, splits.private_test),
+                    "train_acc": _accuracy(honest, splits.target_train, balanced=True)}
             info["honest_queries"] = honest.queries
         return cls(adapter, k, shape, info)
 
@@ -83,9 +83,13 @@ class RemoteTarget:
         return self.info["test_acc"]
 
 
-def _accuracy(oracle: HttpOracle, split: Split) -> float:
+def _accuracy(oracle: HttpOracle, split: Split, balanced: bool = False) -> float:
+    """Top-1 accuracy through the endpoint; ``balanced``: the mean over classes, as a grid's ``train_acc``."""
     try:
-        return int((oracle.labels(split.x) == split.y).sum()) / len(split.y)
+        hit = (oracle.labels(split.x) == split.y).float()
+        if balanced:
+            return float(torch.stack([hit[split.y == k].mean() for k in split.y.unique()]).mean())
+        return float(hit.mean())
     except QueryBlocked as exc:
         print(f"warning: the honest user was blocked while measuring accuracy: {exc}")
         return math.nan
