@@ -139,7 +139,7 @@ def test_failing_plugin_cell_is_isolated(tmp_path, capsys):
     config.write_text(TINY.replace("seeds: [0, 1]", "seeds: [0]") + "  - explodes\n")
     code = main(["run", str(config), "--results", str(tmp_path), "--plugin", str(plugin), "--no-progress"])
     assert code == 1
-    assert "FAILED digits / none / explodes / seed 0: RuntimeError: boom in plugin" in capsys.readouterr().err
+    assert "FAILED digits / mlp / none / explodes / seed 0: RuntimeError: boom in plugin" in capsys.readouterr().err
     cells = pd.read_parquet(tmp_path / "tiny" / "tables" / "cells.parquet")
     cells = cells[cells.defense == "none"].set_index("attack")
     assert cells.loc["explodes", "status"] == "failed"
