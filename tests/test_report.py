@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from bench.cli import main
@@ -82,3 +83,17 @@ def test_report_renders_in_a_headless_browser(grid, tmp_path):
     assert widths, out.stderr[-2000:]
     values = [int(w) for w in widths.group(1).split(",") if w]
     assert len(values) >= 4 and all(v > 0 for v in values)
+
+
+def test_the_defense_table_keeps_a_membership_metric_that_is_na_everywhere():
+    from bench.report.defense_table import defense_table
+
+    cells = pd.DataFrame({"cell_id": ["a", "b"], "dataset": "faces", "target": "mine", "defense": ["none", "round"],
+                          "attack": "loss-threshold", "threat_model": "black-box", "seed": 0, "status": "done",
+                          "kind": "membership", "baseline": False, "oracle_acc": [0.9, 0.8],
+                          "defense_stages": ["none", "inference"]})
+    rows = [{"cell_id": c, "dataset": "faces", "target": "mine", "defense": d, "attack": "loss-threshold",
+             "threat_model": "black-box", "seed": 0, "target_class": "all", "metric": m, "value": v}
+            for c, d in (("a", "none"), ("b", "round")) for m, v in (("auc", 0.6), ("tpr@1%fpr", float("nan")))]
+    table = defense_table(cells, pd.DataFrame(rows))  # the challenge set was too small for tpr@1%fpr
+    assert set(table["metric"]) == {"Δoracle_acc", "auc", "Δauc"}

@@ -64,12 +64,14 @@ def defense_table(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def _wide(rows: pd.DataFrame, names: list[str]) -> pd.DataFrame:
-    """Cell-level ``names`` as columns, one row per dataset × target × defense × attack × seed."""
+    """Cell-level ``names`` as columns, one row per dataset × target × defense × attack × seed; a
+    metric that is n/a everywhere (e.g. tpr@0.1%fpr on a small challenge set) is a column of NaN."""
     rows = rows[rows["metric"].isin(names)]
     index = [*SETTING, "defense", "attack", "threat_model", "seed"]
     if rows.empty:
         return pd.DataFrame(columns=[*index, *names])
-    return rows.pivot_table(index=index, columns="metric", values="value").reset_index()
+    wide = rows.pivot_table(index=index, columns="metric", values="value").reset_index()
+    return wide.reindex(columns=[*index, *names])
 
 
 def formatted(table: pd.DataFrame) -> pd.DataFrame:
