@@ -400,7 +400,8 @@ def infer_membership(ctx: JobContext, cell: CellSpec, attack: MembershipAttack, 
     atomic_write_parquet(scores.assign(**cell.labels()), out / "membership.parquet")
     rows = membership_rows(result.scores, challenge.member, result.queries)
     return [r for r in rows if r["metric"] != "queries"], {
-        "queries": result.queries, "attack_seconds": result.seconds, "members": challenge.members,
+        "queries": result.queries, "attack_seconds": result.seconds, "blocked": result.blocked,
+        "members": challenge.members,
         "non_members": challenge.non_members,
         **{f"challenge_{source}": n for source, n in challenge.source_counts().items()},
         **{r["metric"]: r["value"] for r in rows if r["metric"] != "queries"}}

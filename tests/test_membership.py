@@ -41,7 +41,7 @@ from bench.membership.shadow import shadow_trainer
 from bench.metrics import scalar_rows
 from bench.models.architectures import Classifier
 from bench.models.training import TrainingPlan, build, fit
-from bench.oracle import Oracle, OracleView, ThreatModel
+from bench.oracle import Oracle, OracleView, QueryBlocked, ThreatModel
 from bench.params import parse_params
 
 SEED = 1
@@ -178,6 +178,26 @@ def test_every_image_asked_about_is_a_counted_query(scenarios, trainer, public):
         oracle = Oracle(target, attack.threat_model, 10, (1, 8, 8))
         result = attack.infer(oracle, challenge.x, challenge.y, public, trainer, seed=0)
         assert oracle.queries == result.queries == expected
+
+
+def test_an_attacker_a_guard_blocks_has_no_scores_and_says_why(scenarios, trainer, public):
+    target, challenge = scenarios["overfit"]
+
+    class StopsAt:
+        def admit(self, x, served):
+            if served + len(x) > 50:
+                raise QueryBlocked("query monitor flagged the client at query 51")
+
+        def report(self):
+            return {}
+
+    oracle = Oracle(target, ThreatModel.BLACK_BOX, 10, (1, 8, 8), guards=[StopsAt()])
+    result = LabelOnlyMIA(LabelOnlyMIA.Params(augmentations=5)).infer(oracle, challenge.x, challenge.y, public,
+                                                                       trainer, seed=0)
+    assert result.blocked == "query monitor flagged the client at query 51"
+    assert torch.equal(result.scores, torch.zeros(len(challenge), dtype=torch.float64))  # AUC 0.5, no better
+    assert LossThreshold().infer(Oracle(target, ThreatModel.BLACK_BOX, 10, (1, 8, 8)), challenge.x, challenge.y,
+                                 public, trainer, seed=0).blocked is None
 
 
 def test_a_weaker_oracle_is_refused_before_any_query(scenarios, trainer, public):

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from bench.attacks.base import Attack
 from bench.errors import ConfigError
-from bench.oracle import BaseOracle, OracleView, ThreatModel
+from bench.oracle import BaseOracle, OracleView, QueryBlocked, ThreatModel
 from bench.params import param
 from bench.registry import attack
 
@@ -61,6 +61,7 @@ class MembershipResult:
     scores: Tensor
     queries: int
     seconds: float
+    blocked: str | None = None  # why an endpoint guard stopped the attacker, if it did
 
 
 def shadow_classes(public_labels: Tensor, private_classes: int) -> int:
@@ -99,13 +100,19 @@ class MembershipAttack(Attack):
 
     def infer(self, oracle: BaseOracle, x: Tensor, y: Tensor, public: PublicImages, shadows: ShadowTrainer,
               seed: int) -> MembershipResult:
-        """Score ``x`` through ``oracle`` (seen as an :class:`OracleView`); refuse a wrong oracle up front."""
+        """Score ``x`` through ``oracle`` (seen as an :class:`OracleView`); refuse a wrong oracle up front.
+        An attacker an endpoint guard stops has no scores: every image gets the same one (an
+        uninformed guess, AUC 0.5), and the result says why."""
         self.refuse_weaker(oracle)
         start_queries, start = oracle.queries, time.perf_counter()
-        scores = self.score(OracleView(oracle), x, y, public, shadows, torch.Generator().manual_seed(seed))
+        try:
+            scores, blocked = self.score(OracleView(oracle), x, y, public, shadows,
+                                         torch.Generator().manual_seed(seed)), None
+        except QueryBlocked as exc:
+            scores, blocked = torch.zeros(len(y), dtype=torch.float64), str(exc)
         if scores.shape != y.shape or not torch.isfinite(scores.double()).all():
             raise ValueError(f"attack '{self.name}' must return one finite score per challenge image")
-        return MembershipResult(scores.double(), oracle.queries - start_queries, time.perf_counter() - start)
+        return MembershipResult(scores.double(), oracle.queries - start_queries, time.perf_counter() - start, blocked)
 
 
 @attack("loss-threshold")
