@@ -151,8 +151,8 @@ def test_mean_ci_over_three_seeds_hand_computed_and_na_below():
 
 
 def metric_rows(dataset, defense, attack, seed, per_class=None, **alls):
-    base = {"dataset": dataset, "defense": defense, "attack": attack, "seed": seed, "cell_id": f"{defense}-{attack}-{seed}",
-            "error": None}
+    base = {"dataset": dataset, "target": "cnn", "defense": defense, "attack": attack, "seed": seed,
+            "cell_id": f"{defense}-{attack}-{seed}", "error": None}
     rows = [{**base, "target_class": str(k), "metric": "acc@1", "value": float(h)} for k, h in enumerate(per_class or [])]
     return rows + [{**base, "target_class": "all", "metric": m, "value": float(v)} for m, v in alls.items()]
 
@@ -166,15 +166,16 @@ def test_summary_intervals_are_over_per_seed_means():
     for seed, hits in ((0, [1, 1, 0, 1]), (1, [1, 0, 0, 0]), (2, [1, 1, 1, 1])):
         rows += metric_rows("d", "none", "a", seed, hits, **{"acc@1": sum(hits) / 4, "queries": 100 + seed})
         rows += metric_rows("d", "label-only", "a", seed, oracle_acc=0.9)
-        cells += [{"dataset": "d", "defense": "none", "attack": "a", "seed": seed, "status": "done"},
-                  {"dataset": "d", "defense": "label-only", "attack": "a", "seed": seed, "status": "refused"}]
+        cells += [{"dataset": "d", "target": "cnn", "defense": "none", "attack": "a", "seed": seed, "status": "done"},
+                  {"dataset": "d", "target": "cnn", "defense": "label-only", "attack": "a", "seed": seed,
+                   "status": "refused"}]
     table = summary_table(pd.DataFrame(cells), pd.DataFrame(rows))
     mean, half = mean_ci(pd.Series([0.75, 0.25, 1.0]))  # per-seed means, not 12 pooled identities
     assert half == pytest.approx(4.302653 * pd.Series([0.75, 0.25, 1.0]).std() / math.sqrt(3))
-    assert table.loc[("d", "none", "a"), "acc@1"] == f"{mean:.2f} ± {half:.2f}"
-    assert table.loc[("d", "label-only", "a"), "acc@1"] == "refused"
+    assert table.loc[("d", "cnn", "none", "a"), "acc@1"] == f"{mean:.2f} ± {half:.2f}"
+    assert table.loc[("d", "cnn", "label-only", "a"), "acc@1"] == "refused"
     two = summary_table(pd.DataFrame(cells), pd.DataFrame([r for r in rows if r["seed"] < 2]))
-    assert two.loc[("d", "none", "a"), "acc@1"] == "0.50 ± n/a"
+    assert two.loc[("d", "cnn", "none", "a"), "acc@1"] == "0.50 ± n/a"
 
 
 def test_lift_is_acc_over_the_baseline_on_the_same_target_and_outputs():
@@ -214,11 +215,11 @@ def test_defense_table_costs_what_an_honest_user_sees_per_attack_and_worst_case(
                                                    1000 if defense != "round" else 900),
                                                   ("hill-climb", "black-box", {"none": 0.5, "round": 0.6,
                                                                                "dp-sgd": 0.1}[defense], 1000)):
-                cells.append({"dataset": "d", "defense": defense, "attack": attack, "seed": seed,
+                cells.append({"dataset": "d", "target": "cnn", "defense": defense, "attack": attack, "seed": seed,
                               "status": "done", "defense_stages": stage, "oracle_acc": acc - cost,
                               "test_acc": acc - (cost if stage == "training" else 0)})
-                base = {"dataset": "d", "defense": defense, "attack": attack, "threat_model": threat, "seed": seed,
-                        "target_class": "all"}
+                base = {"dataset": "d", "target": "cnn", "defense": defense, "attack": attack, "threat_model": threat,
+                        "seed": seed, "target_class": "all"}
                 metrics += [{**base, "metric": "acc@1", "value": acc1 - 0.1 * seed * (defense == "dp-sgd")},
                             {**base, "metric": "queries", "value": float(queries)}]
     table = defense_table(pd.DataFrame(cells), pd.DataFrame(metrics)).set_index(["defense", "attack", "metric"])
