@@ -44,7 +44,7 @@ from bench.models.generative import GanPrior, PriorPlan, train_gan
 from bench.models.judge import JudgeTraining
 from bench.models.saved import check_fits, file_digest, load_saved
 from bench.models.training import balanced_accuracy, plan_for
-from bench.oracle import BaseOracle, Oracle, ThreatModel
+from bench.oracle import BaseOracle, Oracle, ThreatModel, defended_probabilities
 from bench.provenance import code_fingerprint, code_version, required_fingerprint
 from bench.registry import load_plugin_files
 from bench.report.gallery import reconstruction_grid, sample_sheet
@@ -279,9 +279,7 @@ def oracle_accuracy(ctx: JobContext, cell: CellSpec) -> float:
     """Top-1 accuracy on held-out private data as an honest user sees it through the defended outputs."""
     if not isinstance(ctx.target, TrainedModel):
         return ctx.target.accuracy(cell)
-    probs = torch.softmax(ctx.target.model.eval()(ctx.splits.private_test.x), dim=1)
-    for transform in output_transforms(cell):
-        probs = transform(probs)
+    probs = defended_probabilities(ctx.target.model.eval(), ctx.splits.private_test.x, output_transforms(cell))
     y = ctx.splits.private_test.y
     return int((probs.argmax(dim=1) == y).sum()) / len(y)
 

@@ -62,6 +62,15 @@ class AccessGuard(Protocol):
 OutputTransform = Callable[[Tensor], Tensor]
 
 
+def defended_probabilities(model: nn.Module, x: Tensor, transforms: Sequence[OutputTransform]) -> Tensor:
+    """What an endpoint answers: the model's probability vectors after the output defenses, in
+    stack order — one computation for the oracle, the honest user and ``bench serve``."""
+    probs = torch.softmax(model(x), dim=1)
+    for transform in transforms:
+        probs = transform(probs)
+    return probs
+
+
 class BaseOracle(ABC):
     """What every oracle shares, in-process or over HTTP: the threat model, the input shape, the
     budget, the endpoint guards and the query counter. A batch is checked and refused (budget,
@@ -153,19 +162,13 @@ class Oracle(BaseOracle):
         """Black-box: probability vectors after the inference-stage defenses."""
         self._require(ThreatModel.BLACK_BOX, "probabilities")
         self._charge(x)
-        probs = torch.softmax(self._model(x), dim=1)
-        for transform in self._transforms:
-            probs = transform(probs)
-        return probs
+        return defended_probabilities(self._model, x, self._transforms)
 
     @torch.no_grad()
     def labels(self, x: Tensor) -> Tensor:
         """Label-only: the top-1 class after the inference-stage defenses."""
         self._charge(x)
-        probs = torch.softmax(self._model(x), dim=1)
-        for transform in self._transforms:
-            probs = transform(probs)
-        return probs.argmax(dim=1)
+        return defended_probabilities(self._model, x, self._transforms).argmax(dim=1)
 
 
 R = TypeVar("R")

@@ -200,8 +200,13 @@ def balanced_accuracy(net: nn.Module, split: Split) -> float:
     half the images (``overrepresent``) is not scored mostly on that identity."""
     net.eval()
     hit = torch.cat([net(split.x[i : i + 1024]).argmax(1) == split.y[i : i + 1024] for i in range(0, len(split), 1024)])
-    classes = split.y.unique()
-    return float(torch.stack([hit[split.y == k].float().mean() for k in classes]).mean()) if len(classes) else 0.0
+    return balanced_mean(hit, split.y)
+
+
+def balanced_mean(hit: Tensor, y: Tensor) -> float:
+    """The mean over classes of each class's share of ``hit`` (0 without classes)."""
+    classes = y.unique()
+    return float(torch.stack([hit[y == k].float().mean() for k in classes]).mean()) if len(classes) else 0.0
 
 
 @torch.no_grad()

@@ -25,6 +25,7 @@ from bench.config import CellSpec, EvaluatorSpec, GridConfig, JobSpec, PluginSpe
 from bench.data.base import DataSplits, Split
 from bench.errors import ConfigError
 from bench.experiment import CellOutcome, JobContext, load_data, run_cell, train_evaluator, train_prior
+from bench.models.training import balanced_mean
 from bench.oracle import QueryBlocked
 from bench.results import ResultsDir, atomic_write_json
 from bench.serve.client import HttpAdapter, HttpOracle
@@ -88,9 +89,7 @@ def _accuracy(oracle: HttpOracle, split: Split, balanced: bool = False) -> float
     the mean over classes, as ``train_acc``), so the numbers match to the last bit."""
     try:
         hit = oracle.labels(split.x) == split.y
-        if balanced:
-            return float(torch.stack([hit[split.y == k].float().mean() for k in split.y.unique()]).mean())
-        return int(hit.sum()) / len(split.y)
+        return balanced_mean(hit, split.y) if balanced else int(hit.sum()) / len(split.y)
     except QueryBlocked as exc:
         print(f"warning: the honest user was blocked while measuring accuracy: {exc}")
         return math.nan

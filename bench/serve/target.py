@@ -21,7 +21,7 @@ from bench.defenses.access import RateLimit
 from bench.defenses.base import Stage
 from bench.errors import ConfigError
 from bench.experiment import load_data, output_transforms, train_target
-from bench.oracle import AccessGuard, OutputTransform, ThreatModel
+from bench.oracle import AccessGuard, OutputTransform, ThreatModel, defended_probabilities
 from bench.seeds import generator
 
 
@@ -75,10 +75,7 @@ class ServedTarget:
     @torch.no_grad()
     def predict(self, x: Tensor) -> Tensor:
         """Probability vectors after the inference defenses, as ``Oracle.probabilities`` computes them."""
-        probs = torch.softmax(self.model(x), dim=1)
-        for transform in self.transforms:
-            probs = transform(probs)
-        return probs
+        return defended_probabilities(self.model, x, self.transforms)
 
 
 def load_target(cell: CellSpec, cache_dir: str | Path) -> ServedTarget:
