@@ -21,7 +21,7 @@ bench: setup
 	$(BIN)/bench run default --workers 2
 
 test: setup browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 # Best effort: Debian's chromium for the report's headless-browser test (skipped without it).
 browser:
