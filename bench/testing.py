@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from bench.attacks.base import AttackRefused
-from bench.attacks.membership import MembershipAttack, PublicImages, shadow_classes
+from bench.attacks.membership import MembershipAttack, Population
 from bench.config import parse_entry
 from bench.data.base import DataSplits, Split
 from bench.data.digits import Digits
@@ -149,20 +149,20 @@ def _check_membership(name: str, spec: Any, seed: int) -> None:
     splits, model = fixture()
     challenge = challenge_set(splits, torch.Generator().manual_seed(seed))
     x, y = challenge.x[:60], challenge.y[:60]
-    public = PublicImages(splits.public.x, splits.public.y, same_classes=True)
+    population = Population(splits.public.x, splits.public.y, train_size=min(len(splits.public), 100))
     with tempfile.TemporaryDirectory(prefix="sieve-conformance-") as cache:
-        shadows = shadow_trainer("mlp", splits.meta.shape, shadow_classes(splits.public.y, splits.meta.num_classes),
+        shadows = shadow_trainer("mlp", splits.meta.shape, splits.meta.num_classes,
                                  TrainingPlan(epochs=2, lr=2e-3, batch_size=64), cache)
         runs = []
         for _ in range(2):
             attack = spec.build()
             oracle = _oracle(model, splits, attack.threat_model, attack.budget)
-            result = attack.infer(oracle, x, y, public, shadows, seed=seed)
+            result = attack.infer(oracle, x, y, population, shadows, seed=seed)
             assert result.scores.shape == (len(y),), f"{name}: needs one score per challenge image"
             assert result.queries == oracle.queries > 0, f"{name}: queries not counted by the oracle"
             runs.append(result.scores)
         assert torch.equal(runs[0], runs[1]), f"{name}: not deterministic for a seed"
-        _check_refuses_weaker(name, spec, lambda a, o: a.infer(o, x, y, public, shadows, seed=seed))
+        _check_refuses_weaker(name, spec, lambda a, o: a.infer(o, x, y, population, shadows, seed=seed))
 
 
 def _check_refuses_weaker(name: str, spec: Any, run: Callable[[Any, Oracle], object]) -> None:

@@ -28,12 +28,12 @@ from bench.attacks.membership import (
     LabelOnlyMIA,
     LiRA,
     LossThreshold,
+    RMIA,
     MembershipAttack,
-    PublicImages,
+    Population,
     Shadow,
     ShadowModel,
     ShadowTrainer,
-    shadow_classes,
 )
 from bench.membership.challenge import ChallengeSet, challenge_set
 from bench.membership.metrics import advantage, auc, membership_rows, roc_points, tpr_at_fpr
@@ -53,6 +53,7 @@ ATTACKS: dict[str, MembershipAttack] = {
     "shadow": Shadow(),
     "lira-offline": LiRA(LiRA.Params(variant="offline")),
     "lira-online": LiRA(LiRA.Params(variant="online")),
+    "rmia": RMIA(RMIA.Params(reference_models=2)),
     # on 8×8 digits a one-pixel shift or a flip changes the class: noise alone
     "label-only-mia": LabelOnlyMIA(LabelOnlyMIA.Params(max_shift=0, flip=False, noise=0.2)),
 }
@@ -86,14 +87,15 @@ class Recorder:
 
 @pytest.fixture(scope="module")
 def trainer(digits: DataSplits, tmp_path_factory) -> ShadowTrainer:
-    return shadow_trainer("mlp", digits.meta.shape, shadow_classes(digits.public.y, 10), PLAN,
-                          tmp_path_factory.mktemp("shadows"))
+    return shadow_trainer("mlp", digits.meta.shape, 10, PLAN, tmp_path_factory.mktemp("shadows"))
 
 
 @pytest.fixture(scope="module")
-def public(digits: DataSplits) -> PublicImages:
-    """Digits' public data: other samples of the same classes, labelled with the same numbers."""
-    return PublicImages(digits.public.x, digits.public.y, same_classes=True)
+def public(digits: DataSplits) -> Population:
+    """Digits' public data are other samples of the same classes: a population, as the threat
+    model has it, for targets of ``OVERFIT_TRAIN`` images."""
+    assert digits.membership_population is digits.public
+    return Population(digits.public.x, digits.public.y, train_size=OVERFIT_TRAIN)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +115,7 @@ def scenarios(digits: DataSplits) -> dict[str, tuple[Classifier, ChallengeSet]]:
 
 
 def attack_auc(attack: MembershipAttack, scenario: tuple[Classifier, ChallengeSet], trainer: ShadowTrainer,
-               public: PublicImages) -> float:
+               public: Population) -> float:
     target, challenge = scenario
     oracle = OracleView(Oracle(target, attack.threat_model, 10, (1, 8, 8)))
     scores = attack.score(oracle, challenge.x, challenge.y, public, trainer, torch.Generator().manual_seed(SEED))
@@ -141,8 +143,8 @@ def test_the_disjoint_scenario_holds_no_image_its_target_trained_on(scenarios, d
     order = torch.randperm(len(digits.private_train), generator=torch.Generator().manual_seed(SEED))
     trained = rows_of(split_of(digits, order[OVERFIT_TRAIN + DISJOINT_MEMBERS :][:DISJOINT_TRAIN]).x)
     assert not rows_of(scenarios["disjoint"][1].x) & trained
-    assert rows_of(scenarios["overfit"][1].x[scenarios["overfit"][1].member]) == rows_of(
-        split_of(digits, order[:OVERFIT_TRAIN]).x)
+    members = rows_of(scenarios["overfit"][1].x[scenarios["overfit"][1].member])
+    assert members and members <= rows_of(split_of(digits, order[:OVERFIT_TRAIN]).x)
 
 
 def test_offline_lira_never_hands_the_shadow_trainer_a_challenge_image(scenarios, trainer, public):
@@ -238,28 +240,53 @@ def test_online_lira_needs_two_shadows_per_side():
 
 def test_the_shadow_trainer_refuses_labels_beyond_its_classes(digits, tmp_path):
     train = shadow_trainer("mlp", digits.meta.shape, 10, PLAN, tmp_path)
-    with pytest.raises(ValueError, match="shadow_classes"):
+    with pytest.raises(ValueError, match="outside the target's 10 classes"):
         train(digits.public.x[:4], torch.tensor([0, 1, 2, 10]), 0)
 
 
 # --- challenge set --------------------------------------------------------------------------
 
 
-def test_challenge_set_is_balanced_disjoint_and_drawn_from_the_right_splits(digits):
+def test_challenge_set_uses_every_non_member_and_is_drawn_from_the_right_splits(digits):
     challenge = challenge_set(digits, torch.Generator().manual_seed(0))
-    outside = len(digits.private_test) + len(digits.evaluator_pool)
-    assert challenge.members == challenge.non_members == min(len(digits.private_train), outside)
+    assert challenge.non_members == len(digits.private_test) + len(digits.evaluator_pool)
     members, non_members = rows_of(challenge.x[challenge.member]), rows_of(challenge.x[~challenge.member])
-    assert len(members) == challenge.members and not members & non_members
+    assert len(members) == challenge.members > 0 and not members & non_members
     assert members <= rows_of(digits.private_train.x)
     by_split = {"private_test": rows_of(digits.private_test.x), "evaluator_pool": rows_of(digits.evaluator_pool.x)}
     for x, is_member, source in zip(challenge.x, challenge.member, challenge.source):
         if not is_member:
             assert x.numpy().tobytes() in by_split[source]
     counts = challenge.source_counts()
-    assert counts["private_train"] == challenge.members
-    assert counts["private_test"] + counts["evaluator_pool"] == challenge.non_members
-    assert counts["private_test"] > 0 and counts["evaluator_pool"] > 0
+    assert counts == {"private_train": challenge.members, "private_test": len(digits.private_test),
+                      "evaluator_pool": len(digits.evaluator_pool)}
+
+
+def identity_shares(challenge: ChallengeSet, member: bool) -> Tensor:
+    side = challenge.y[challenge.member == member]
+    return torch.bincount(side, minlength=int(challenge.y.max()) + 1) / len(side)
+
+
+def test_challenge_set_is_stratified_per_identity(digits):
+    """The same mix of identities among members and non-members, up to one image per identity."""
+    challenge = challenge_set(digits, torch.Generator().manual_seed(0))
+    gap = (identity_shares(challenge, True) - identity_shares(challenge, False)).abs().max()
+    assert gap < 1 / challenge.members
+    assert challenge.members > 0.9 * len(digits.private_train) * min(  # members are not thinned more than needed
+        (challenge.y[~challenge.member] == k).sum() / (digits.private_train.y == k).sum() for k in range(10))
+
+
+def test_an_over_represented_identity_label_alone_is_at_chance():
+    """At x20 the over-represented identity is half the training images; 'the label is 0' must
+    not tell members from non-members."""
+    from bench.data.synthfaces import SynthFaces
+
+    splits = SynthFaces(SynthFaces.Params(identities=10, images_per_identity=5, test_images=5, evaluator_images=20,
+                                          population_images=0, size=16, overrepresent=20)).load()
+    assert (splits.private_train.y == 0).float().mean() > 0.6  # the over-representation is there
+    challenge = challenge_set(splits, torch.Generator().manual_seed(0))
+    assert challenge.non_members == 10 * 25
+    assert auc((challenge.y == 0).double(), challenge.member) <= 0.52
 
 
 def test_challenge_labels_are_the_images_own(digits):
@@ -278,8 +305,8 @@ def test_challenge_set_is_shuffled_and_deterministic_for_a_seed(digits):
 
 def test_without_an_evaluator_pool_non_members_are_private_test_images(digits):
     challenge = challenge_set(dataclasses.replace(digits, evaluator_pool=None), torch.Generator().manual_seed(0))
-    assert challenge.source_counts() == {"private_test": len(digits.private_test),
-                                         "private_train": len(digits.private_test)}
+    assert challenge.source_counts()["private_test"] == len(digits.private_test) == challenge.non_members
+    assert set(challenge.source_counts()) == {"private_test", "private_train"}
 
 
 # --- metrics --------------------------------------------------------------------------------
@@ -349,7 +376,7 @@ def test_roc_points_run_from_no_positives_to_all():
 
 JOB = """
 name: membership-tiny
-datasets: [digits]
+datasets: [digits: {train: 0.2}]   # the public samples (the population) outnumber the target's training set
 target: {model: mlp, epochs: 60, lr: 0.003}
 evaluator: {epochs: 2}
 defenses: [none, label-only]
@@ -372,15 +399,15 @@ def test_membership_cells_run_in_the_job_beside_the_defenses(tmp_path):
     (job,) = parse_config(yaml.safe_load(JOB)).jobs()
     outcomes = {(o.cell.defense_label, o.cell.attack.name): o for o in ex.run_job(job, tmp_path / "r", tmp_path / "c")}
     done = outcomes[("none", "lira")].record
-    assert done["status"] == "done" and done["kind"] == "membership" and done["members"] == done["non_members"] > 0
+    assert done["status"] == "done" and done["kind"] == "membership" and done["non_members"] > done["members"] > 0
     assert done["challenge_private_train"] == done["members"] and done["auc"] > 0.5
     assert done["challenge_private_test"] + done["challenge_evaluator_pool"] == done["non_members"]
     assert math.isnan(done["tpr@0.1%fpr"])  # fewer than 1000 non-members: not measurable
     scores = pd.read_parquet(tmp_path / "r" / "cells" / done["cell_id"] / "membership.parquet")
-    assert len(scores) == 2 * done["members"] and scores["member"].sum() == done["members"]
+    assert len(scores) == done["members"] + done["non_members"] and scores["member"].sum() == done["members"]
     assert outcomes[("label-only", "lira")].status == "refused"  # probabilities are gone under label-only
     assert outcomes[("label-only", "label-only-mia")].status == "done"
-    assert outcomes[("none", "loss-threshold")].record["queries"] == 2 * done["members"]
+    assert outcomes[("none", "loss-threshold")].record["queries"] == done["members"] + done["non_members"]
     shadows = list((tmp_path / "c").glob("*.pt"))
     ex.run_job(job, tmp_path / "again", tmp_path / "c")
     assert sorted((tmp_path / "c").glob("*.pt")) == sorted(shadows)  # shadows and target reloaded, none retrained

@@ -7,6 +7,11 @@ that are in neither private split, where the dataset can spare them: the judge t
 them never saw a target's image (protocol ``disjoint``); the field's own protocol trains it on
 the private training images (``private-train``, as in GMI and KEDMI).
 
+``population`` is what a membership attacker holds (Shokri et al. 2017; Carlini et al. 2022):
+more images from the private data's distribution, of the same identities, in no other split —
+so never in a challenge set. Where the public data are other samples of the same classes
+(digits), they are such a population already.
+
 ``private_train`` stays the images as collected: they are what an attacker is after, so every
 similarity metric compares against them. Data-stage defenses (and a dataset's repeats of an
 over-represented identity) only set ``defended_train``, the copy the target is trained on.
@@ -62,12 +67,21 @@ class DataSplits:
     evaluator_pool: Split | None
     meta: DatasetMeta
     defended_train: Split | None = None
+    population: Split | None = None
 
     @property
     def target_train(self) -> Split:
         """What the target trains on: the private training set as the dataset hands it to the target
         (e.g. with an over-represented identity's repeats), after the data-stage defenses."""
         return self.private_train if self.defended_train is None else self.defended_train
+
+    @property
+    def membership_population(self) -> Split | None:
+        """The membership attacker's population: the dataset's own, else public data that are
+        other samples of the private classes; None where the dataset can spare no such images."""
+        if self.population is not None:
+            return self.population
+        return self.public if self.meta.public_kind == "disjoint samples" else None
 
     def with_defended_train(self, split: Split) -> DataSplits:
         """Data-stage defenses change the target's copy of the training set, never the originals."""

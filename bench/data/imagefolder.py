@@ -52,6 +52,9 @@ class ImageFolder(Dataset):
         test_fraction: float = param(0.25, help="share of each private identity's images held out", low=0, high=1, low_open=True)
         evaluator_share: float = param(0.0, help="share of each private identity's images kept for a disjoint judge "
                                        "(0: none, the judge trains on the private training images)", low=0, high=1)
+        population_share: float = param(0.0, help="share of each private identity's images kept for a membership "
+                                        "attacker's population (0: none; shadow-model attacks then refuse)",
+                                        low=0, high=1)
         seed: int = param(0, help="seed of the identity and image splits", low=0)
         label: str = param("", help="short name in tables and file names (default: the folder's name)")
         overrepresent: int = param(1, help="times the target trains on each training image of 'overrepresented'",
@@ -77,9 +80,13 @@ class ImageFolder(Dataset):
         if p.held_out and p.evaluator_share > 0:
             raise ConfigError("dataset 'imagefolder': held_out and evaluator_share > 0 cannot be combined (the judge "
                               "of a held_out split trains on the private training images)")
-        if p.test_fraction + p.evaluator_share >= 1:
-            raise ConfigError(f"dataset 'imagefolder': test_fraction + evaluator_share = "
-                              f"{p.test_fraction + p.evaluator_share:g} must be below 1 (the rest trains the target)")
+        spared = p.test_fraction + p.evaluator_share + p.population_share
+        if spared >= 1:
+            raise ConfigError(f"dataset 'imagefolder': test_fraction + evaluator_share + population_share = "
+                              f"{spared:g} must be below 1 (the rest trains the target)")
+        if p.held_out and p.population_share > 0:
+            raise ConfigError("dataset 'imagefolder': held_out and population_share > 0 cannot be combined (a given "
+                              "model's held-out images are its only images known to be unseen)")
 
     def spares_evaluator_images(self) -> bool:
         return self.params.evaluator_share > 0
@@ -139,10 +146,12 @@ class ImageFolder(Dataset):
         if p.held_out:
             parts = self._held_out_split(paths, py, private_names)
         else:
-            fractions = [1 - p.test_fraction - p.evaluator_share, p.test_fraction]
+            fractions = [1 - p.test_fraction - p.evaluator_share - p.population_share, p.test_fraction]
             if p.evaluator_share > 0:
                 self._check_spare(py, private_names)
                 fractions.append(p.evaluator_share)
+            if p.population_share > 0:
+                fractions.append(p.population_share)
             parts = split_per_class(py, fractions, p.seed, f"imagefolder '{root}'")
         qx, qy, _ = self._read(root, public_names)
         x, y = torch.from_numpy(px), torch.from_numpy(py)
@@ -156,9 +165,10 @@ class ImageFolder(Dataset):
                    "overrepresented_identity": self._overrepresented(private_names),
                    "overrepresent": p.overrepresent},
         )
-        train, test, *pool = (Split(x[i], y[i]) for i in parts)
-        splits = DataSplits(train, test, Split(torch.from_numpy(qx), torch.from_numpy(qy)), pool[0] if pool else None,
-                            meta)
+        train, test, *spare = (Split(x[i], y[i]) for i in parts)
+        pool = spare.pop(0) if p.evaluator_share > 0 else None
+        splits = DataSplits(train, test, Split(torch.from_numpy(qx), torch.from_numpy(qy)), pool, meta,
+                            population=spare[0] if spare else None)
         k = meta.extra["overrepresented_identity"]
         if k is None or p.overrepresent == 1:
             return splits

@@ -133,7 +133,8 @@ def render(identity: dict[str, Tensor], nuisance: dict[str, Tensor], size: int, 
 
 @dataset("synthfaces")
 class SynthFaces(Dataset):
-    """Procedural faces: private identities, disjoint public identities, fresh evaluator images.
+    """Procedural faces: private identities, disjoint public identities, fresh evaluator images
+    and fresh images of the private identities for a membership attacker's population.
 
     ``overrepresent`` gives identity ``overrepresented_identity`` that many times more
     training images (the "CEO in the training set" case); at 1 that identity is the control.
@@ -148,6 +149,8 @@ class SynthFaces(Dataset):
         test_images: int = param(10, help="held-out private images per identity", low=1)
         public_identities: int = param(40, help="other identities given to the attacker", low=1)
         evaluator_images: int = param(60, help="fresh images per private identity for the evaluator", low=1)
+        population_images: int = param(60, help="fresh images per private identity for a membership attacker's "
+                                                "population (0: none)", low=0)
         size: int = param(32, help="image side in pixels", low=8, high=256)
         channels: int = param(1, help="1 (grayscale) or 3 (RGB)", choices=(1, 3))
         noise: float = param(0.03, help="pixel noise standard deviation", low=0)
@@ -192,6 +195,8 @@ class SynthFaces(Dataset):
             public=self.draw(people, public.repeat_interleave(p.images_per_identity), 3, label_offset=p.identities),
             evaluator_pool=self.draw(people, private.repeat_interleave(p.evaluator_images), 4),
             meta=meta,
+            population=self.draw(people, private.repeat_interleave(p.population_images), 5)
+            if p.population_images else None,
         )
 
     def draw(self, people: dict[str, Tensor], who: Tensor, stream: int, label_offset: int = 0) -> Split:

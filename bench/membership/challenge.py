@@ -1,10 +1,12 @@
-"""The challenge set a membership attack scores: members and non-members, balanced.
+"""The challenge set a membership attack scores: members and non-members, stratified per identity.
 
 Members are images from ``private_train`` as collected (what the target trained on, before any
 data-stage defense changed its copy); non-members are private images the target never trained
-on: ``private_test`` and, where the dataset spares them, ``evaluator_pool``. Both sides show the
-same identities, so an attack cannot tell them apart by who is in the picture, only by whether
-the target saw the image. Equal numbers on both sides make 0.5 AUC mean chance.
+on: ``private_test`` and, where the dataset spares them, ``evaluator_pool``. Every non-member is
+used (a ROC curve needs no balance, and TPR at 0.1 % FPR needs a thousand of them), and members
+are drawn per identity in proportion to that identity's non-members, so both sides show the same
+mix of people: an attack cannot tell them apart by who is in the picture — an over-represented
+identity's label alone scores AUC 0.5 — only by whether the target saw the image.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ class ChallengeSet:
 
 
 def challenge_set(splits: DataSplits, rng: torch.Generator) -> ChallengeSet:
-    """As many members as non-members (the smaller side's size), drawn with ``rng``, shuffled."""
+    """Every non-member, and per identity ``k`` the members ``floor(r * non_members_k)`` drawn with
+    ``rng`` — ``r`` the largest rate every identity's training images allow — shuffled."""
     outside = [("private_test", splits.private_test)]
     if splits.evaluator_pool is not None:
         outside.append(("evaluator_pool", splits.evaluator_pool))
@@ -61,17 +64,23 @@ def challenge_set(splits: DataSplits, rng: torch.Generator) -> ChallengeSet:
     out_y = torch.cat([split.y for _, split in outside])
     out_source = [name for name, split in outside for _ in range(len(split))]
     train = splits.private_train
-    n = min(len(train), len(out_y))
-    if n == 0:
-        raise ValueError("a challenge set needs at least one private training image and one image the target never saw")
-    ins = torch.randperm(len(train), generator=rng)[:n]
-    outs = torch.randperm(len(out_y), generator=rng)[:n]
-    order = torch.randperm(2 * n, generator=rng)
-    source = [MEMBER_SOURCE] * n + [out_source[i] for i in outs.tolist()]
+    classes = out_y.unique()
+    out_counts = torch.stack([(out_y == k).sum() for k in classes])
+    in_counts = torch.stack([(train.y == k).sum() for k in classes])
+    rate = float((in_counts / out_counts).min()) if len(classes) else 0.0
+    picks = [torch.nonzero(train.y == k).flatten()[torch.randperm(int(n), generator=rng)[: int(rate * o + 1e-9)]]
+             for k, n, o in zip(classes.tolist(), in_counts, out_counts.tolist())]
+    ins = torch.cat(picks) if picks else torch.zeros(0, dtype=torch.long)
+    if len(ins) == 0:
+        raise ValueError("a challenge set needs, for some identity, a private training image and an image the "
+                         "target never saw")
+    n_in, n_out = len(ins), len(out_y)
+    order = torch.randperm(n_in + n_out, generator=rng)
+    source = [MEMBER_SOURCE] * n_in + out_source
     return ChallengeSet(
-        x=torch.cat([train.x[ins], out_x[outs]])[order],
-        y=torch.cat([train.y[ins], out_y[outs]])[order],
-        member=torch.cat([torch.ones(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)])[order],
+        x=torch.cat([train.x[ins], out_x])[order],
+        y=torch.cat([train.y[ins], out_y])[order],
+        member=torch.cat([torch.ones(n_in, dtype=torch.bool), torch.zeros(n_out, dtype=torch.bool)])[order],
         source=tuple(source[i] for i in order.tolist()),
     )
 

@@ -25,19 +25,13 @@ from bench.models.training import TrainingPlan, build, fit
 
 def shadow_trainer(model: str, shape: tuple[int, int, int], num_classes: int, plan: TrainingPlan,
                    cache_dir: str | Path, width: float = 1.0) -> ShadowTrainer:
-    """Trains ``model`` with ``plan`` (the target's recipe, without its defenses) on what an
-    attack hands it, or loads the same shadow from the cache.
-
-    ``num_classes`` is every shadow's output width: give
-    :func:`~bench.attacks.membership.shadow_classes` of the public labels and the private
-    identities, so online LiRA's shadows can learn challenge images beside public ones.
-    """
+    """Trains ``model`` with ``plan`` (the target's recipe, without its defenses) and the target's
+    ``num_classes`` on what an attack hands it, or loads the same shadow from the cache."""
     cache = ArtifactCache(cache_dir)
 
     def train(x: Tensor, y: Tensor, seed: int) -> ShadowModel:
         if len(y) and int(y.max()) >= num_classes:
-            raise ValueError(f"shadow label {int(y.max())} is outside the trainer's {num_classes} classes; build it "
-                             "with shadow_classes(public labels, private identities)")
+            raise ValueError(f"shadow label {int(y.max())} is outside the target's {num_classes} classes")
         data = hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()
         key = {"kind": "shadow-model", "model": model, "width": width, "plan": vars(plan), "classes": num_classes,
                "data": data, "seed": seed}
