@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import math
 import os
 import traceback
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from torch import Tensor
 
 from bench.attacks.base import Attack, AttackRefused, AttackResult
 from bench.attacks.latent import GenerativePrior
-from bench.attacks.membership import MembershipAttack, PublicImages, ShadowTrainer, shadow_classes
+from bench.attacks.membership import MembershipAttack, Population, ShadowTrainer
 from bench.config import CellSpec, JobSpec, SavedTarget, TrainSpec
 from bench.data.base import DataSplits
 from bench.errors import ConfigError
@@ -36,12 +35,12 @@ from bench.defenses.base import Defense, Stage
 from bench.membership.challenge import challenge_set
 from bench.membership.metrics import membership_rows
 from bench.membership.shadow import shadow_trainer
-from bench.metrics import extra_rows, reconstruction_rows, scalar_rows
+from bench.metrics import extra_rows, panel_rows, reconstruction_rows, scalar_rows
 from bench.metrics.identification import top_k_hits
-from bench.models import EVALUATOR_MODEL, ArtifactCache, Classifier, TrainedModel, TrainingPlan, accuracy, build, fit
+from bench.judges import JudgePanel, train_evaluator, train_panel
+from bench.models import ArtifactCache, Classifier, TrainedModel, TrainingPlan, accuracy, build, fit
 from bench.models.architectures import parameter_count
 from bench.models.generative import GanPrior, PriorPlan, train_gan
-from bench.models.judge import JudgeTraining
 from bench.models.saved import check_fits, file_digest, load_saved
 from bench.models.training import balanced_accuracy, plan_for
 from bench.oracle import BaseOracle, Oracle, ThreatModel, defended_probabilities
@@ -51,7 +50,6 @@ from bench.report.gallery import reconstruction_grid, sample_sheet
 from bench.results import ResultsDir, atomic_write_bytes, atomic_write_parquet
 from bench.seeds import generator, stream_seed
 
-EVALUATOR_SEED = 10_000  # one judge per dataset for the whole grid, never a target's seed
 PRIOR_SEED = 20_000  # one generator prior per dataset, like the judge
 
 
@@ -78,6 +76,7 @@ class JobContext:
     evaluator: TrainedModel
     prior: TrainedModel[GanPrior] | None = None  # the generator prior, when a cell of the job searches it
     cache_dir: str | Path = "results/.cache"  # where membership attacks' shadow models are cached
+    panel: JudgePanel | None = None  # the open-set and second judges beside the evaluator
 
     @property
     def utility(self) -> dict[str, float]:
@@ -95,7 +94,8 @@ class JobContext:
         """The evaluator's protocol and its accuracy on held-out private photos and on the class means."""
         info = self.evaluator.info
         return {"evaluator_data": info["evaluator_data"], "evaluator_acc": float(info["evaluator_acc"]),
-                "evaluator_mean_acc": float(info["evaluator_mean_acc"])}
+                "evaluator_mean_acc": float(info["evaluator_mean_acc"]),
+                **(self.panel.info if self.panel is not None else {})}
 
 
 @dataclass
@@ -169,36 +169,6 @@ def given_target(target: SavedTarget, label: str, splits: DataSplits) -> Trained
     return TrainedModel(model, info, cached=False)
 
 
-def train_evaluator(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> TrainedModel:
-    """The independent judge: another architecture and seed, trained on the original images its
-    protocol allows (never a data defense's copies), measured on held-out photos and class means.
-
-    It does not depend on the cell's seed, so the same judge scores every seed of a dataset.
-    """
-    cell = job.first
-    spec = cell.evaluator
-    dataset = cell.dataset.build()
-    protocol = dataset.evaluator_protocol(spec.data)
-    seed = EVALUATOR_SEED
-
-    images = splits.evaluator_train(protocol)
-    augment = spec.augment == "true" or (spec.augment == "auto" and dataset.judge_augmentation)
-    batches_per_epoch = math.ceil(len(images) / spec.batch_size)
-    plan = TrainingPlan.from_spec(spec).replace(epochs=max(spec.epochs, math.ceil(spec.steps / batches_per_epoch)))
-
-    def train(model: Classifier) -> dict[str, Any]:
-        info = fit(model, images, plan, seed=seed, desc=f"evaluator {EVALUATOR_MODEL} ({protocol})",
-                   hooks=[JudgeTraining()] if augment else [])
-        return {**info, "arch": EVALUATOR_MODEL, "evaluator_data": protocol, "epochs": plan.epochs,
-                "evaluator_acc": accuracy(model, splits.private_test),
-                "evaluator_mean_acc": accuracy(model, splits.class_means())}
-
-    key = {"kind": "evaluator", "dataset": cell.dataset.to_json(), "evaluator": {**dataclasses.asdict(spec),
-                                                                                "data": protocol}, "seed": seed}
-    make = lambda: build(EVALUATOR_MODEL, splits.meta.shape, splits.meta.num_classes, seed)  # noqa: E731
-    return ArtifactCache(cache_dir).get_or_train(key, make, train)
-
-
 def train_prior(cells: list[CellSpec], splits: DataSplits, cache_dir: str | Path) -> TrainedModel[GanPrior] | None:
     """The attacker's generator prior, if any of ``cells`` searches one: a GAN trained on the
     public split alone (it is never handed private images), once per dataset and cached. A
@@ -221,7 +191,8 @@ def train_prior(cells: list[CellSpec], splits: DataSplits, cache_dir: str | Path
 def prepare(job: JobSpec, cache_dir: str | Path) -> JobContext:
     splits = load_data(job)
     return JobContext(job, splits, train_target(job, splits, cache_dir), train_evaluator(job, splits, cache_dir),
-                      train_prior(list(job.cells), splits, cache_dir), cache_dir)
+                      train_prior(list(job.cells), splits, cache_dir), cache_dir,
+                      train_panel(list(job.cells), splits, cache_dir))
 
 
 def prior_for(ctx: JobContext, attack: Attack) -> GenerativePrior | None:
@@ -322,8 +293,8 @@ def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOu
     out = results.cell_dir(cell.cell_id)
     started = datetime.now(timezone.utc)
     judge = ctx.judge
-    utility = {"evaluator_acc": judge["evaluator_acc"], "evaluator_mean_acc": judge["evaluator_mean_acc"],
-               **ctx.utility, "oracle_acc": oracle_accuracy(ctx, cell)}
+    utility = {**{k: v for k, v in judge.items() if k != "evaluator_data"}, **ctx.utility,
+               "oracle_acc": oracle_accuracy(ctx, cell)}
     record: dict[str, Any] = {
         **cell.labels(), **defense_notes(cell), "spec": cell.to_json(), "code_version": code_version(),
         "code_fingerprint": code_fingerprint(), "evaluator_data": judge["evaluator_data"],
@@ -365,13 +336,18 @@ def invert(ctx: JobContext, cell: CellSpec, attack: Attack, oracle: BaseOracle, 
     result = attack.execute(oracle, targets, ctx.splits.public.x, seed=stream_seed(cell.seed, "attack"), prior=prior)
     rows = reconstruction_rows(result.reconstructions, targets, ctx.splits, ctx.evaluator.model)
     rows += extra_rows(result.extras, targets, ctx.evaluator.model)
+    if ctx.panel is not None:
+        rows += panel_rows(result.reconstructions, targets, ctx.evaluator.model,
+                           ctx.panel.open.model if ctx.panel.open is not None else None, ctx.panel.second.model)
     trace = trace_table(result, targets, ctx.evaluator.model)
     _write_cell_files(out, cell.labels(), result, trace, targets, ctx.splits)
     if prior is not None:
         atomic_write_bytes(out / "prior_samples.png", sample_sheet(prior.generate(
             torch.randn(32, prior.latent_dim, generator=torch.Generator().manual_seed(PRIOR_SEED)))))
     return rows, {"queries": result.queries, "attack_seconds": result.seconds, "blocked": result.blocked,
-                  **{m: _all_value(rows, m) for m in ("acc@1", "acc@5", "ssim", "ssim_mean", "knn_acc@1")}}
+                  **{m: _all_value(rows, m) for m in ("acc@1", "acc@5", "ssim", "ssim_mean", "knn_acc@1", "acc@1:open",
+                                                      "acc@1:second", "judge_agreement")
+                     if any(r["metric"] == m for r in rows)}}
 
 
 def shadows_for(cell: CellSpec, splits: DataSplits, cache_dir: str | Path) -> ShadowTrainer:
@@ -379,20 +355,30 @@ def shadows_for(cell: CellSpec, splits: DataSplits, cache_dir: str | Path) -> Sh
     for a given model, whose recipe Sieve does not know, the default target recipe — wide enough
     for the public classes and the private identities, cached under ``cache_dir``."""
     recipe = cell.target if isinstance(cell.target, TrainSpec) else TrainSpec()
-    return shadow_trainer(recipe.model, splits.meta.shape, shadow_classes(splits.public.y, splits.meta.num_classes),
-                          TrainingPlan.from_spec(recipe), cache_dir, recipe.width)
+    return shadow_trainer(recipe.model, splits.meta.shape, splits.meta.num_classes, TrainingPlan.from_spec(recipe),
+                          cache_dir, recipe.width)
+
+
+def population_of(splits: DataSplits) -> Population:
+    """The membership attacker's population and the target's training-set size (its copy's, with
+    any repeats); an empty population where the dataset spares none (shadow attacks then refuse)."""
+    held = splits.membership_population
+    size = len(splits.target_train)
+    if held is None:
+        empty = splits.private_train.x[:0]
+        return Population(empty, splits.private_train.y[:0], size)
+    return Population(held.x, held.y, size)
 
 
 def infer_membership(ctx: JobContext, cell: CellSpec, attack: MembershipAttack, oracle: BaseOracle, out: Path
                      ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """A membership cell: the seed's balanced challenge set scored through the oracle, shadow
-    models trained with the target's recipe (its architecture and plan, not its defenses) and
-    cached; the per-image scores go to ``membership.parquet`` for ROC curves."""
+    """A membership cell: the seed's stratified challenge set scored through the oracle, with the
+    attacker's population and shadow models trained with the target's recipe (its architecture
+    and plan, not its defenses) and cached; the per-image scores go to ``membership.parquet``."""
     splits = ctx.splits
     challenge = challenge_set(splits, generator(cell.seed, "challenge"))
-    public = PublicImages(splits.public.x, splits.public.y, same_classes=splits.meta.public_kind == "disjoint samples")
-    result = attack.infer(oracle, challenge.x, challenge.y, public, shadows_for(cell, splits, ctx.cache_dir),
-                          seed=stream_seed(cell.seed, "attack"))
+    result = attack.infer(oracle, challenge.x, challenge.y, population_of(splits),
+                          shadows_for(cell, splits, ctx.cache_dir), seed=stream_seed(cell.seed, "attack"))
     scores = pd.DataFrame({"score": result.scores.numpy(), "member": challenge.member.numpy(),
                            "source": list(challenge.source), "target_class": challenge.y.numpy().astype(str)})
     atomic_write_parquet(scores.assign(**cell.labels()), out / "membership.parquet")

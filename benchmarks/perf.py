@@ -49,7 +49,8 @@ from bench.experiment import (build_oracle, load_data, prepare, run_cell, setup,
 from bench.models.training import TrainingPlan, build, fit  # noqa: E402
 from bench.runner import run_grid  # noqa: E402
 
-COMPUTE_CELL_MARKERS = ("ex.load_data", "ex.train_target", "ex.train_evaluator", "ex.train_prior", "ex.run_cell")
+COMPUTE_CELL_MARKERS = ("ex.load_data", "ex.train_target", "ex.train_evaluator", "ex.train_panel", "ex.train_prior",
+                        "ex.run_cell")
 
 
 def mi_face_ratio(cache: Path, steps: int = 300) -> dict[str, float]:

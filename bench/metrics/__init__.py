@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from bench.data.base import DataSplits
-from bench.metrics.identification import feature_knn, top_k_hits
+from bench.metrics.identification import feature_knn, predictions, top_k_hits
 from bench.metrics.similarity import best_psnr, expected_best, ssim, ssims
 from bench.models.architectures import Classifier
 
@@ -75,6 +75,26 @@ def extra_rows(extras: dict[str, Tensor], targets: Tensor, evaluator: Classifier
     return rows
 
 
+@torch.no_grad()
+def panel_rows(recon: Tensor, targets: Tensor, evaluator: Classifier, open_judge: Classifier | None,
+               second: Classifier) -> list[Row]:
+    """The readings beside the paper's acc@1, per identity and over all: ``acc@1:open`` (the
+    judge that also knows the public people names the right private identity; absent where
+    there are no public people), ``acc@1:second`` (another architecture family) and
+    ``judge_agreement`` (the evaluator and the second judge name the same identity)."""
+    named = predictions(evaluator, recon)
+    per_metric = {"acc@1:second": (predictions(second, recon) == targets).double(),
+                  "judge_agreement": (predictions(second, recon) == named).double()}
+    if open_judge is not None:
+        per_metric["acc@1:open"] = (predictions(open_judge, recon) == targets).double()
+    rows: list[Row] = []
+    for metric, values in per_metric.items():
+        rows += [{"target_class": str(k), "metric": metric, "value": float(v), "error": None}
+                 for k, v in zip(targets.tolist(), values)]
+        rows.append({"target_class": "all", "metric": metric, "value": float(values.mean()), "error": None})
+    return rows
+
+
 def scalar_rows(values: dict[str, float]) -> list[Row]:
     """Cell-level metrics (queries, attack_seconds, test_acc, ...) as 'all' rows."""
     return [{"target_class": "all", "metric": k, "value": float(v), "error": None} for k, v in values.items()]
@@ -105,4 +125,4 @@ def _finite_mean(values: Tensor) -> float:
     return float(finite.mean()) if len(finite) else math.nan
 
 
-__all__ = ["PER_CLASS_METRICS", "reconstruction_rows", "scalar_rows", "ssim_margin"]
+__all__ = ["PER_CLASS_METRICS", "panel_rows", "reconstruction_rows", "scalar_rows", "ssim_margin"]

@@ -19,6 +19,14 @@ def top_k_hits(evaluator: Classifier, recon: Tensor, targets: Tensor, k: int) ->
 
 
 @torch.no_grad()
+def predictions(judge: Classifier, x: Tensor, batch: int = 1024) -> Tensor:
+    """The judge's top-1 class for every image."""
+    judge.eval()
+    return torch.cat([judge(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)]) if len(x) else \
+        torch.zeros(0, dtype=torch.long)
+
+
+@torch.no_grad()
 def feature_knn(evaluator: Classifier, recon: Tensor, targets: Tensor, private: Split) -> tuple[Tensor, Tensor]:
     """Per reconstruction: L2 distance to the nearest private image of its class, and 1.0 where
     the nearest private image over all classes is of the right identity."""

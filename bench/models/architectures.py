@@ -80,6 +80,19 @@ def resnet(shape: tuple[int, int, int], num_classes: int, width: float = 1.0) ->
     return Classifier(features, c3, num_classes)
 
 
+def vgg(shape: tuple[int, int, int], num_classes: int, width: float = 1.0) -> Classifier:
+    """Three stages of two plain 3×3 convolutions (32, 64, 128 channels) with pooling and no skip
+    connections: the second judge, of another family than the residual evaluator and the
+    targets, so two judges that agree are not one architecture's habit seen twice."""
+    c, _, _ = shape
+    stages, cin = [], c
+    for cout in (scaled(32, width), scaled(64, width), scaled(128, width)):
+        stages += [_conv_block(cin, cout, 8), _conv_block(cout, cout, 8), nn.MaxPool2d(2, ceil_mode=True)]
+        cin = cout
+    features = nn.Sequential(*stages, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return Classifier(features, cin, num_classes)
+
+
 def parameter_count(model: nn.Module) -> int:
     """Trainable and frozen parameters alike: the capacity axis of the causes study."""
     return sum(p.numel() for p in model.parameters())
@@ -89,6 +102,8 @@ ARCHITECTURES: dict[str, Callable[..., Classifier]] = {
     "mlp": mlp,
     "cnn": cnn,
     "resnet": resnet,
+    "vgg": vgg,
 }
 TARGET_MODELS = ("mlp", "cnn")
 EVALUATOR_MODEL = "resnet"
+SECOND_JUDGE_MODEL = "vgg"

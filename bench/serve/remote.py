@@ -24,7 +24,8 @@ from bench.attacks.base import Attack
 from bench.config import CellSpec, EvaluatorSpec, GridConfig, JobSpec, PluginSpec, PriorSpec, TrainSpec, parse_entry
 from bench.data.base import DataSplits, Split
 from bench.errors import ConfigError
-from bench.experiment import CellOutcome, JobContext, load_data, run_cell, train_evaluator, train_prior
+from bench.experiment import (CellOutcome, JobContext, load_data, run_cell, train_evaluator, train_panel,
+                             train_prior)
 from bench.models.training import balanced_mean
 from bench.oracle import QueryBlocked
 from bench.results import ResultsDir, atomic_write_json
@@ -103,7 +104,7 @@ def run_remote(cell: CellSpec, adapter: HttpAdapter, user: HttpAdapter, results_
     evaluator = train_evaluator(job, splits, cache_dir)
     prior = train_prior([cell], splits, cache_dir)
     target = RemoteTarget.measure(adapter, user, splits)
-    ctx = JobContext(job, splits, target, evaluator, prior, cache_dir)
+    ctx = JobContext(job, splits, target, evaluator, prior, cache_dir, train_panel([cell], splits, cache_dir))
     started = datetime.now(timezone.utc).isoformat()
     torch.set_num_threads(1)
     try:
