@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from sklearn.datasets import load_digits
 
 from bench.data.base import DataSplits
 from bench.data.imagefolder import ImageFolder
-from bench.data.synthfaces import SynthFaces
+from bench.data.synthfaces import SynthFaces, identity_distances, subset
 from bench.errors import ConfigError, DataError
 from bench.params import parse_params
 
@@ -126,6 +127,39 @@ def test_synthfaces_identities_are_distinguishable_and_images_vary():
     between = torch.cdist(means, means)[~torch.eye(5, dtype=torch.bool)].mean()
     assert within > 0.5  # nuisance makes images of one identity differ
     assert between > 0.5 * within  # but identities differ too
+
+
+def test_synthfaces_public_people_are_no_near_duplicate_of_a_private_one():
+    """The *minimum* template distance over every private × public pair, at the default size."""
+    faces = SynthFaces(SynthFaces.Params())
+    people = faces.identities(torch.Generator().manual_seed(0))
+    k = faces.params.identities
+    private, public = subset(people, torch.arange(k)), subset(people, torch.arange(k, k + faces.params.public_identities))
+    assert identity_distances(private, public, 32, 1).min() >= faces.params.min_identity_distance
+    # without the rule the same generator draws a public person nearer than that: the rule acts
+    free = SynthFaces(SynthFaces.Params(min_identity_distance=0)).identities(torch.Generator().manual_seed(0))
+    near = identity_distances(private, subset(free, torch.arange(k, len(free["skin"]))), 32, 1).min()
+    assert near < faces.params.min_identity_distance
+
+
+def test_synthfaces_refuses_a_distance_no_public_person_can_keep():
+    with pytest.raises(ConfigError, match="min_identity_distance"):
+        small_faces(min_identity_distance=1e6).load()
+
+
+def test_digits_mnist_protocol_keeps_the_public_classes_out_of_the_private_ones():
+    from bench.data.digits import Digits
+
+    s = Digits(parse_params(Digits.Params, {"split": "classes", "population": 0.1}, "digits")).load()
+    check_contract(s)
+    assert s.meta.num_classes == 5 and s.meta.public_kind == "disjoint identities"
+    idx = s.meta.extra["source_indices"]
+    target = load_digits().target
+    assert set(target[idx["private_train"]]) == set(range(5)) and set(target[idx["public"]]) == set(range(5, 10))
+    assert (target == 5).sum() + (target >= 6).sum() == len(s.public)  # every image of 5-9 is public
+    assert s.membership_population is s.population and no_shared_images(s.population.x, s.private_train.x)
+    with pytest.raises(ConfigError, match="must be below 1"):
+        Digits(parse_params(Digits.Params, {"split": "classes", "population": 0.5}, "digits")).check()
 
 
 def test_synthfaces_deterministic_rgb_and_overrepresent():

@@ -24,6 +24,7 @@ _HAIR_COLORS = torch.tensor(
     [[0.08, 0.06, 0.05], [0.35, 0.22, 0.12], [0.85, 0.72, 0.45], [0.65, 0.25, 0.10], [0.70, 0.70, 0.70]]
 )
 _SKIN_TINT = torch.tensor([1.0, 0.82, 0.70])
+MAX_DRAWS = 50  # rounds of public candidates before a too-strict min_identity_distance is refused
 
 
 def _uniform(g: torch.Generator, n: int, low: float, high: float) -> Tensor:
@@ -56,6 +57,29 @@ def sample_nuisance(n: int, g: torch.Generator) -> dict[str, Tensor]:
         "light_dir": u(0.0, 2 * math.pi), "light": u(0.0, 0.3), "background": u(0.1, 0.9),
         "smile": u(-0.08, 0.25), "eye_open": u(0.45, 1.1), "brow_raise": u(-0.02, 0.04),
     }
+
+
+def neutral_nuisance(n: int) -> dict[str, Tensor]:
+    """The nuisance of an identity's template: centred, upright, evenly lit, mid-grey background."""
+    values = {"du": 0.0, "dv": 0.0, "angle": 0.0, "scale": 1.0, "light_dir": 0.0, "light": 0.0, "background": 0.5,
+              "smile": 0.08, "eye_open": 0.8, "brow_raise": 0.01}
+    return {k: torch.full((n,), v) for k, v in values.items()}
+
+
+def templates(identity: dict[str, Tensor], size: int, channels: int) -> Tensor:
+    """Each identity drawn once without nuisance or noise, flattened: what makes two people look alike."""
+    n = len(next(iter(identity.values())))
+    return render(identity, neutral_nuisance(n), size, channels, 0.0, torch.Generator()).flatten(1)
+
+
+def identity_distances(a: dict[str, Tensor], b: dict[str, Tensor], size: int, channels: int) -> Tensor:
+    """Root-mean-square pixel differences between the templates of identities ``a`` (rows) and
+    ``b``: comparable across image sizes and channels."""
+    return torch.cdist(templates(a, size, channels), templates(b, size, channels)) / math.sqrt(channels * size * size)
+
+
+def subset(identity: dict[str, Tensor], keep: Tensor) -> dict[str, Tensor]:
+    return {k: v[keep] for k, v in identity.items()}
 
 
 def render(identity: dict[str, Tensor], nuisance: dict[str, Tensor], size: int, channels: int,
@@ -136,6 +160,12 @@ class SynthFaces(Dataset):
     """Procedural faces: private identities, disjoint public identities, fresh evaluator images
     and fresh images of the private identities for a membership attacker's population.
 
+    Public people come from the same generator and distribution as the private ones; only a
+    near-duplicate of a private person (template nearer than ``min_identity_distance`` in RMS
+    pixel difference; at 32×32 grey the median pair of people lies 0.12 apart, and without the
+    rule the nearest public person to a private one lies 0.054 away, the nearest of all 0.033) is
+    redrawn, so a public look-alike cannot stand in for a private face.
+
     ``overrepresent`` gives identity ``overrepresented_identity`` that many times more
     training images (the "CEO in the training set" case); at 1 that identity is the control.
     """
@@ -151,6 +181,9 @@ class SynthFaces(Dataset):
         evaluator_images: int = param(60, help="fresh images per private identity for the evaluator", low=1)
         population_images: int = param(60, help="fresh images per private identity for a membership attacker's "
                                                 "population (0: none)", low=0)
+        min_identity_distance: float = param(
+            0.06, help="least template distance (RMS pixel difference) of a public identity from every private "
+                       "one: near-duplicates of a private person are redrawn", low=0)
         size: int = param(32, help="image side in pixels", low=8, high=256)
         channels: int = param(1, help="1 (grayscale) or 3 (RGB)", choices=(1, 3))
         noise: float = param(0.03, help="pixel noise standard deviation", low=0)
@@ -176,7 +209,7 @@ class SynthFaces(Dataset):
         self.check()
         p = self.params
         g = torch.Generator().manual_seed(p.seed)
-        people = sample_identities(p.identities + p.public_identities, g)
+        people = self.identities(g)
         counts = torch.full((p.identities,), p.images_per_identity)
         counts[p.overrepresented_identity] *= p.overrepresent
         private = torch.arange(p.identities)
@@ -198,6 +231,26 @@ class SynthFaces(Dataset):
             population=self.draw(people, private.repeat_interleave(p.population_images), 5)
             if p.population_images else None,
         )
+
+    def identities(self, g: torch.Generator) -> dict[str, Tensor]:
+        """The private identities, then public ones from the same distribution, each redrawn
+        while it lies nearer than ``min_identity_distance`` to a private identity's template."""
+        p = self.params
+        private = sample_identities(p.identities, g)
+        public: list[dict[str, Tensor]] = []
+        accepted = 0
+        for _ in range(MAX_DRAWS):
+            candidates = sample_identities(2 * p.public_identities, g)
+            near = identity_distances(candidates, private, p.size, p.channels).min(1).values
+            keep = torch.nonzero(near >= p.min_identity_distance).flatten()[: p.public_identities - accepted]
+            public.append(subset(candidates, keep))
+            accepted += len(keep)
+            if accepted == p.public_identities:
+                return {k: torch.cat([private[k], *(d[k] for d in public)]) for k in private}
+        raise ConfigError(
+            f"dataset 'synthfaces': only {accepted} of {p.public_identities} public identities lie at least "
+            f"min_identity_distance={p.min_identity_distance} from every private one after {MAX_DRAWS} draws; "
+            "allowed: a smaller min_identity_distance or fewer identities")
 
     def draw(self, people: dict[str, Tensor], who: Tensor, stream: int, label_offset: int = 0) -> Split:
         """Images of identities ``who`` from an independent random stream of this dataset seed."""
