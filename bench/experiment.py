@@ -435,7 +435,9 @@ def summary_line(outcome: CellOutcome) -> str:
     if outcome.status != "done":
         return f"{head} — {r.get('error')}"
     if r.get("kind") == "membership":
-        return (f"{head} — auc {r['auc']:.2f}, tpr@1%fpr {r['tpr@1%fpr']:.3f}, {r['members']}+{r['non_members']} "
-                f"challenge images, {r['queries']} queries in {r['attack_seconds']:.1f} s")
-    return (f"{head} — acc@1 {r['acc@1']:.2f}, ssim {r['ssim']:.2f}, ssim_mean {r['ssim_mean']:.2f}, "
+        return (f"{head} — auc {r['auc']:.2f}, tpr@1%fpr {r['tpr@1%fpr']:.3f}, tpr@0.1%fpr {r['tpr@0.1%fpr']:.3f}, "
+                f"{r['members']}+{r['non_members']} challenge images (target gap {r['gap']:.2f}), {r['queries']} "
+                f"queries in {r['attack_seconds']:.1f} s")
+    judges = "".join(f", {m} {r[m]:.2f}" for m in ("acc@1:open", "acc@1:second") if m in r)
+    return (f"{head} — acc@1 {r['acc@1']:.2f}{judges}, ssim {r['ssim']:.2f}, ssim_mean {r['ssim_mean']:.2f}, "
             f"{r['queries']} queries in {r['attack_seconds']:.1f} s")

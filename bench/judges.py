@@ -4,8 +4,9 @@
   of the K private identities for any image — a stranger included;
 - the **open-set judge**: the same architecture trained also on the public identities, so a
   public look-alike is named as the stranger it is (``acc@1:open``). It learns the public people
-  from one half of each one's public photos and is measured on the other half: its false-accept
-  rate is the share of those it names as a private identity. Only where the public data are
+  from one half of each one's public photos, repeated to as many as a private person has (else
+  it learns to answer "private" and accepts strangers), and is measured on the other half: its
+  false-accept rate is the share of those it names as a private identity. Only where the public data are
   other people (not other samples of the same classes);
 - the **second judge**: another architecture family (:data:`SECOND_JUDGE_MODEL`) on the
   evaluator's images, so its reading (``acc@1:second``) and the two judges' agreement show how
@@ -113,9 +114,11 @@ def train_panel(cells: list[CellSpec], splits: DataSplits, cache_dir: str | Path
                         lambda m: {"judge_acc": accuracy(m, splits.private_test)})
     if splits.meta.public_kind == "disjoint samples":
         return JudgePanel(None, second)
-    known, held_out = public_halves(splits.public)
+    known, held_out = public_halves(splits.public)  # a public person's photos repeat to a private person's count
     public = splits.public
-    both = Split(torch.cat([images.x, public.x[known]]), torch.cat([images.y, public.y[known] + k]))
+    repeat = max(1, round(len(images) / k / (int(known.sum()) / len(public.y.unique()))))
+    both = Split(torch.cat([images.x, public.x[known].repeat(repeat, 1, 1, 1)]),
+                 torch.cat([images.y, (public.y[known] + k).repeat(repeat)]))
     strangers = public.x[held_out]
 
     def measure(model: Classifier) -> dict[str, Any]:

@@ -425,3 +425,23 @@ def test_membership_cells_run_in_the_job_beside_the_defenses(tmp_path):
     assert figures.gallery(tmp_path / "r", cells, "digits")[1] == "no completed inversion attack on digits"
     dp = cells.assign(epsilon=[1.0, 8.0] * 3, defense=["dp-sgd(epsilon=1)", "dp-sgd(epsilon=8)"] * 3)
     assert figures.dp_sweep(dp, metrics)[1] == "no inversion attack on a DP-SGD target"
+
+
+def test_lira_names_members_at_a_low_fpr_where_the_loss_threshold_cannot(scenarios, trainer, public, digits):
+    """The point of LiRA (Carlini et al. 2022): per-image calibration against shadows of the
+    target's size finds members at 1 % FPR that one global loss threshold does not. Every one
+    of the over-fit target's training images is a member here, beside every image it never saw."""
+    target = scenarios["overfit"][0]
+    order = torch.randperm(len(digits.private_train), generator=torch.Generator().manual_seed(SEED))
+    train, outside = split_of(digits, order[:OVERFIT_TRAIN]), [digits.private_test, digits.evaluator_pool]
+    member = torch.cat([torch.ones(len(train), dtype=torch.bool), torch.zeros(sum(map(len, outside)), dtype=torch.bool)])
+    x, y = torch.cat([train.x, *(s.x for s in outside)]), torch.cat([train.y, *(s.y for s in outside)])
+    assert int((~member).sum()) >= 100  # tpr@1%fpr is measured, not NaN
+
+    def tpr(attack: MembershipAttack) -> float:
+        oracle = OracleView(Oracle(target, attack.threat_model, 10, (1, 8, 8)))
+        scores = attack.score(oracle, x, y, public, trainer, torch.Generator().manual_seed(SEED))
+        return tpr_at_fpr(scores, member, 0.01)[0]
+
+    lira, loss = tpr(LiRA(LiRA.Params(variant="online", shadow_models=8))), tpr(ATTACKS["loss-threshold"])
+    assert lira >= 0.1 and lira >= 3 * loss, f"lira tpr@1%fpr {lira:.3f}, loss-threshold {loss:.3f}"

@@ -5,6 +5,10 @@ built in: ``public-lookalike``) on the same trained target (same job: dataset, t
 data and training defenses, seed). A black-box or label-only attack is matched
 with the baseline under the same output and access defenses; a white-box attacker holds the
 model, so its baseline is the one that saw undefended outputs.
+
+Each judge gives its own lift: ``lift`` by the closed-set evaluator (the GMI/KEDMI protocol),
+``lift:open`` by the open-set judge, which names a public look-alike as the stranger it is, and
+``lift:second`` by the judge of another architecture family.
 """
 
 from __future__ import annotations
@@ -12,9 +16,18 @@ from __future__ import annotations
 import pandas as pd
 
 
+LIFTS = {"acc@1": "lift", "acc@1:open": "lift:open", "acc@1:second": "lift:second"}  # judge's reading -> its lift
+
+
 def lift_rows(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """One ``lift`` row (target_class ``all``) per completed non-baseline cell that has a baseline."""
-    acc = metrics[(metrics["metric"] == "acc@1") & (metrics["target_class"] == "all")]
+    """Per judge, one lift row (target_class ``all``) per completed non-baseline cell that has a baseline."""
+    return pd.concat([judge_lift_rows(cells, metrics, reading, name) for reading, name in LIFTS.items()],
+                     ignore_index=True)
+
+
+def judge_lift_rows(cells: pd.DataFrame, metrics: pd.DataFrame, reading: str, name: str) -> pd.DataFrame:
+    """Rows ``name``: each cell's ``reading`` minus its baseline's."""
+    acc = metrics[(metrics["metric"] == reading) & (metrics["target_class"] == "all")]
     if acc.empty or "attack" not in cells:
         return metrics.iloc[0:0]
     done = cells[cells["status"] == "done"].merge(acc[["cell_id", "value"]], on="cell_id")
@@ -29,4 +42,4 @@ def lift_rows(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     matched = pd.concat([same_outputs, white_box], ignore_index=True)
     rows = acc[acc["cell_id"].isin(matched["cell_id"])].copy()
     lift = matched.set_index("cell_id")["value"] - matched.set_index("cell_id")["value_baseline"]
-    return rows.assign(metric="lift", value=rows["cell_id"].map(lift).to_numpy(), error=None)
+    return rows.assign(metric=name, value=rows["cell_id"].map(lift).to_numpy(), error=None)

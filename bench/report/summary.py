@@ -6,20 +6,25 @@ import pandas as pd
 
 from bench.report.stats import formatted, mean_ci
 
-SUMMARY_METRICS = ("acc@1", "lift", "knn_acc@1", "ssim_margin", "auc", "tpr@1%fpr", "queries", "oracle_acc")
+SUMMARY_METRICS = ("acc@1", "lift", "acc@1:open", "lift:open", "acc@1:second", "judge_agreement", "knn_acc@1",
+                   "ssim_margin", "auc", "tpr@1%fpr", "tpr@0.1%fpr", "gap", "queries", "oracle_acc")
 KEYS = ["dataset", "target", "defense", "attack"]
 
 
 def summary_table(cells: pd.DataFrame, metrics: pd.DataFrame,
                   metric_names: tuple[str, ...] = SUMMARY_METRICS) -> pd.DataFrame:
     """One row per dataset × target × defense × attack: 'mean ± ci' over seeds of each cell's value
-    (its mean over identities); 'refused' where every seed's cell was refused."""
+    (its mean over identities); 'refused' where every seed's cell was refused. ``gap`` is the
+    target's train–test accuracy gap, which caps every membership attack: it stands beside each AUC."""
     rows = metrics[(metrics["target_class"] == "all") & metrics["metric"].isin(metric_names)]
+    if "gap" in metric_names and "gap" in cells and not cells.empty:
+        gaps = cells.dropna(subset=["gap"])[[*KEYS, "seed", "gap"]].rename(columns={"gap": "value"})
+        rows = pd.concat([rows, gaps.assign(metric="gap", target_class="all")], ignore_index=True)
     out = []
     for (*key, metric), group in rows.groupby([*KEYS, "metric"], sort=True):
         mean, half = mean_ci(group.groupby("seed")["value"].mean())
         out.append({**dict(zip(KEYS, key)), "metric": metric,
-                    "text": formatted(mean, half, {"queries": 0, "tpr@1%fpr": 3}.get(metric, 2))})
+                    "text": formatted(mean, half, {"queries": 0, "tpr@1%fpr": 3, "tpr@0.1%fpr": 3}.get(metric, 2))})
     table = pd.DataFrame(out, columns=[*KEYS, "metric", "text"])
     table = table.pivot(index=KEYS, columns="metric", values="text") if out else pd.DataFrame()
     refused = _all_refused(cells)
@@ -33,12 +38,17 @@ def summary_table(cells: pd.DataFrame, metrics: pd.DataFrame,
     return table[[m for m in metric_names if m in table.columns]].fillna("—")
 
 
+JUDGE_COLUMNS = ["evaluator_data", "evaluator_acc", "evaluator_mean_acc", "open_judge_acc", "open_judge_far",
+                 "second_judge_acc"]
+
+
 def judge_table(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset: the evaluator's protocol and its accuracy on held-out photos and on class means —
-    the yardstick every acc@1 of that dataset is read through."""
-    columns = ["evaluator_data", "evaluator_acc", "evaluator_mean_acc"]
-    if cells.empty or not set(columns) <= set(cells.columns):
-        return pd.DataFrame(columns=columns)
+    """Per dataset: the closed-set evaluator's protocol (the GMI/KEDMI one) and its accuracy on
+    held-out photos and on class means, the open-set judge's accuracy and false-accept rate on
+    public faces, and the second judge's accuracy — the yardsticks every acc@1 is read through."""
+    columns = [c for c in JUDGE_COLUMNS if c in cells.columns]
+    if cells.empty or not set(JUDGE_COLUMNS[:3]) <= set(columns):
+        return pd.DataFrame(columns=JUDGE_COLUMNS[:3])
     return cells.dropna(subset=["evaluator_acc"]).groupby("dataset")[columns].first().round(3)
 
 
