@@ -297,12 +297,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _list_models(describe: Callable[[type], list[dict[str, Any]]]) -> int:
-    """The target architectures, the evaluator's (never a target), and a target entry's parameters."""
+    """The target architectures, the judges' (never a target), and a target entry's parameters."""
     from bench.config import SavedTarget, TrainSpec
-    from bench.models.architectures import ARCHITECTURES, EVALUATOR_MODEL, TARGET_MODELS
+    from bench.models.architectures import ARCHITECTURES, EVALUATOR_MODEL, SECOND_JUDGE_MODEL, TARGET_MODELS
 
-    for name in (*TARGET_MODELS, EVALUATOR_MODEL):
-        role = "target" if name in TARGET_MODELS else "the evaluator's, not a target"
+    roles = {EVALUATOR_MODEL: "the evaluator's and the open-set judge's, not a target",
+             SECOND_JUDGE_MODEL: "the second judge's, not a target"}
+    for name in (*TARGET_MODELS, EVALUATOR_MODEL, SECOND_JUDGE_MODEL):
+        role = roles.get(name, "target")
         print(f"{name}  [{role}]")
         print(f"    {first_sentence(ARCHITECTURES[name].__doc__ or '')}")
     print("target: (a mapping, or a list of them: the grid's target axis) trained by Sieve:")

@@ -126,7 +126,9 @@ def test_cli_lists_plugins_and_configs(capsys):
     assert "smoke" in capsys.readouterr().out
     assert main(["list", "models"]) == 0
     out = capsys.readouterr().out
-    assert "mlp  [target]" in out and "cnn  [target]" in out and "resnet  [the evaluator's, not a target]" in out
+    assert "mlp  [target]" in out and "cnn  [target]" in out
+    assert "resnet  [the evaluator's and the open-set judge's, not a target]" in out
+    assert "vgg  [the second judge's, not a target]" in out
     assert "width: float = 1.0  (capacity: every layer's channels or units times this" in out
 
 
