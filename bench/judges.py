@@ -59,15 +59,18 @@ class JudgePanel:
 
 
 def _fit_judge(cell: CellSpec, cache_dir: str | Path, role: str, arch: str, shape: tuple[int, ...], images: Split,
-               num_classes: int, seed: int, measure: Callable[[Classifier], dict[str, Any]]) -> TrainedModel:
+               num_classes: int, seed: int, measure: Callable[[Classifier], dict[str, Any]],
+               paced_by: int | None = None) -> TrainedModel:
     """One judge of ``arch`` on ``images``: the evaluator spec's recipe (at least its ``steps``),
-    identity-preserving augmentation where the dataset keeps identities under it; cached."""
+    identity-preserving augmentation where the dataset keeps identities under it; cached. With
+    ``paced_by`` (the evaluator's image count) it takes the evaluator's number of optimiser
+    steps, not its epochs: a judge on more images is not trained longer."""
     spec = cell.evaluator
     dataset = cell.dataset.build()
     protocol = dataset.evaluator_protocol(spec.data)
     augment = spec.augment == "true" or (spec.augment == "auto" and dataset.judge_augmentation)
-    batches_per_epoch = math.ceil(len(images) / spec.batch_size)
-    plan = TrainingPlan.from_spec(spec).replace(epochs=max(spec.epochs, math.ceil(spec.steps / batches_per_epoch)))
+    steps = max(spec.steps, spec.epochs * math.ceil((paced_by or len(images)) / spec.batch_size))
+    plan = TrainingPlan.from_spec(spec).replace(epochs=math.ceil(steps / math.ceil(len(images) / spec.batch_size)))
 
     def train(model: Classifier) -> dict[str, Any]:
         info = fit(model, images, plan, seed=seed, desc=f"{role} {arch} ({protocol})",
@@ -126,7 +129,7 @@ def train_panel(cells: list[CellSpec], splits: DataSplits, cache_dir: str | Path
         return {"judge_acc": accuracy(model, splits.private_test), "false_accept_rate": far}
 
     open_judge = _fit_judge(cell, cache_dir, "open-judge", EVALUATOR_MODEL, shape, both,
-                            k + int(public.y.max()) + 1, OPEN_SEED, measure)
+                            k + int(public.y.max()) + 1, OPEN_SEED, measure, paced_by=len(images))
     return JudgePanel(open_judge, second)
 
 

@@ -21,7 +21,7 @@ PACKAGES = (
 )
 PACKAGE_ROOT = Path(__file__).resolve().parent
 # The code that determines a trained target or evaluator: its cache key carries their fingerprint.
-ARTIFACT_SOURCES = ("models", "defenses", "data", "seeds.py")
+ARTIFACT_SOURCES = ("models", "defenses", "data", "judges.py", "seeds.py")
 
 
 @lru_cache(maxsize=1)

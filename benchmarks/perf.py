@@ -9,11 +9,13 @@
     scheduling and kernel starts;
 (g) the generator prior's training time on SynthFaces, and GMI's time over the raw
     forward+backward of generator, discriminator and target on the same latent batch;
-(h) the time of one shadow model and of a LiRA cell (its shadows trained from scratch) on the
-    membership grid's SynthFaces target;
+(h) the time of one shadow model (the target's recipe and size, on a population draw) and of a
+    LiRA cell (its shadows trained from scratch) on the membership grid's SynthFaces target;
 (i) ``bench serve`` on loopback: queries/s and p99 latency with 1 and 4 concurrent clients, and
     the wall time of a 500-query NES attack through ``HttpOracle`` over the same through the
-    in-process oracle (``--only i`` runs this item alone).
+    in-process oracle (``--only i`` runs this item alone);
+(j) an RMIA cell's time with its reference models trained from scratch, per reference model,
+    and on offline LiRA's cached shadows (the same first models).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from bench.params import parse_params  # noqa: E402
 from bench.serve.client import HttpAdapter, HttpOracle  # noqa: E402
 from bench.data.digits import Digits  # noqa: E402
 from bench.data.synthfaces import SynthFaces, sample_identities  # noqa: E402
-from bench.experiment import (build_oracle, load_data, prepare, run_cell, setup, shadows_for, trace_table,  # noqa: E402
+from bench.experiment import (build_oracle, load_data, population_of, prepare, run_cell, setup, shadows_for, trace_table,  # noqa: E402
                               train_target)
 from bench.models.training import TrainingPlan, build, fit  # noqa: E402
 from bench.runner import run_grid  # noqa: E402
@@ -102,19 +104,27 @@ def prior_costs(cache: Path, steps: int = 200) -> dict[str, float]:
 
 
 def membership_costs(cache: Path) -> dict[str, float]:
-    """The membership grid's SynthFaces job (seed 0, no defense): one shadow model trained on half
-    the public data with the target's recipe, and a whole offline LiRA cell with an empty shadow cache."""
+    """The membership grid's SynthFaces job (seed 0, no defense): one shadow (reference) model of
+    the target's recipe and size on a population draw, an offline LiRA cell and an RMIA cell
+    (4 reference models) with empty shadow caches, and the RMIA cell again on LiRA's cached shadows."""
     job = next(j for j in load_config("membership").jobs()
                if j.first.seed == 0 and not j.first.target_defenses and j.first.dataset.name == "synthfaces")
     ctx = prepare(job, cache)
-    public = ctx.splits.public
-    half = torch.randperm(len(public), generator=torch.Generator().manual_seed(0))[: len(public) // 2]
+    population = population_of(ctx.splits)
+    draw = population.draw(population.train_size, torch.Generator().manual_seed(0), "perf")
     train = shadows_for(job.first, ctx.splits, cache / "shadow-timing")
-    shadow_s = _seconds(lambda: train(public.x[half], public.y[half], 0))
-    lira = next(c for c in job.cells if c.attack.label == "lira" and c.defense_label == "none")
-    fresh = dataclasses.replace(ctx, cache_dir=cache / "lira-timing")
-    cell_s = _seconds(lambda: run_cell(fresh, lira, cache / "lira-results"))
-    return {"shadow_s": shadow_s, "lira_cell_s": cell_s, "shadows": lira.attack.params.shadow_models}
+    shadow_s = _seconds(lambda: train(population.x[draw], population.y[draw], 0))
+    undefended = [c for c in job.cells if c.defense_label == "none"]
+    lira = next(c for c in undefended if c.attack.name == "lira" and c.attack.params.variant == "offline")
+    rmia = next(c for c in undefended if c.attack.name == "rmia" and c.attack.params.reference_models == 4)
+    timings = {}
+    for name, cell in (("lira", lira), ("rmia", rmia)):
+        fresh = dataclasses.replace(ctx, cache_dir=cache / f"{name}-timing")
+        timings[f"{name}_cell_s"] = _seconds(lambda: run_cell(fresh, cell, cache / f"{name}-results"))
+    shared = dataclasses.replace(ctx, cache_dir=cache / "lira-timing")
+    timings["rmia_shared_s"] = _seconds(lambda: run_cell(shared, rmia, cache / "rmia-shared-results"))
+    return {"shadow_s": shadow_s, **timings, "shadows": lira.attack.params.shadow_models,
+            "references": rmia.attack.params.reference_models}
 
 
 def papermill_overhead(grid: str, workdir: Path, workers: int) -> dict[str, float]:
@@ -316,8 +326,12 @@ def main() -> None:
     print(f"(g) generator prior on synthfaces: {priors['prior_s']:.0f} s for {priors['prior_steps']} steps; "
           f"gmi / raw forward+backward of generator, discriminator and target, same steps and batch: "
           f"{priors['ratio']:.2f}x ({priors['attack_s']:.2f} s vs {priors['raw_fwd_bwd_s']:.2f} s; goal <= 1.5x)")
-    print(f"(h) membership on synthfaces (mlp target): one shadow model {membership['shadow_s']:.1f} s; an offline "
-          f"LiRA cell with its {membership['shadows']} shadows trained from scratch {membership['lira_cell_s']:.0f} s")
+    print(f"(h) membership on synthfaces (mlp target): one shadow (reference) model {membership['shadow_s']:.1f} s; "
+          f"an offline LiRA cell with its {membership['shadows']} shadows trained from scratch "
+          f"{membership['lira_cell_s']:.0f} s")
+    print(f"(j) RMIA with {membership['references']} reference models trained from scratch "
+          f"{membership['rmia_cell_s']:.1f} s, on offline LiRA's cached shadows {membership['rmia_shared_s']:.1f} s "
+          f"({membership['rmia_cell_s'] / membership['references']:.1f} s per reference model)")
     _print_serve(served)
 
 
