@@ -25,16 +25,18 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from bench.attacker.host import ATTACK_TIMEOUT, run_attack
+from bench.attacker.tasks import Inversion, Membership
 from bench.attacks.base import Attack, AttackRefused, AttackResult
 from bench.attacks.latent import GenerativePrior
-from bench.attacks.membership import MembershipAttack, Population, ShadowTrainer
+from bench.attacks.membership import MembershipAttack, MembershipResult, Population
 from bench.config import CellSpec, JobSpec, SavedTarget, TrainSpec
 from bench.data.base import DataSplits
 from bench.errors import ConfigError
 from bench.defenses.base import Defense, Stage
 from bench.membership.challenge import challenge_set
 from bench.membership.metrics import membership_rows
-from bench.membership.shadow import shadow_trainer
+from bench.membership.shadow import ShadowRecipe
 from bench.metrics import extra_rows, panel_rows, reconstruction_rows, scalar_rows
 from bench.metrics.identification import top_k_hits
 from bench.judges import JudgePanel, train_evaluator, train_panel
@@ -77,6 +79,7 @@ class JobContext:
     prior: TrainedModel[GanPrior] | None = None  # the generator prior, when a cell of the job searches it
     cache_dir: str | Path = "results/.cache"  # where membership attacks' shadow models are cached
     panel: JudgePanel | None = None  # the open-set and second judges beside the evaluator
+    attack_timeout: float = ATTACK_TIMEOUT  # seconds a cell's attacker process may run
 
     @property
     def utility(self) -> dict[str, float]:
@@ -333,7 +336,11 @@ def invert(ctx: JobContext, cell: CellSpec, attack: Attack, oracle: BaseOracle, 
     """An inversion cell: one reconstruction per identity, judged; its files, rows and record fields."""
     targets = torch.arange(ctx.splits.meta.num_classes)
     prior = prior_for(ctx, attack)
-    result = attack.execute(oracle, targets, ctx.splits.public.x, seed=stream_seed(cell.seed, "attack"), prior=prior)
+    public = ctx.splits.public.x
+    attack.refuse(oracle, public, prior)  # before a process is started for it
+    task = Inversion(targets, public, prior, stream_seed(cell.seed, "attack"))
+    result = run_attack(attack, task, oracle, *white_box_grant(ctx, cell), timeout=ctx.attack_timeout)
+    assert isinstance(result, AttackResult)
     rows = reconstruction_rows(result.reconstructions, targets, ctx.splits, ctx.evaluator.model)
     rows += extra_rows(result.extras, targets, ctx.evaluator.model)
     if ctx.panel is not None:
@@ -350,13 +357,21 @@ def invert(ctx: JobContext, cell: CellSpec, attack: Attack, oracle: BaseOracle, 
                      if any(r["metric"] == m for r in rows)}}
 
 
-def shadows_for(cell: CellSpec, splits: DataSplits, cache_dir: str | Path) -> ShadowTrainer:
-    """The cell's shadow-model trainer: the target's architecture and plan (not its defenses) —
+def white_box_grant(ctx: JobContext, cell: CellSpec) -> tuple[Classifier | None, tuple[str, ...]]:
+    """What a white-box attacker's process is handed: the target model (it crosses as a copy) and
+    the factory that defines a given model's class; nothing for an endpoint's target."""
+    if not isinstance(ctx.target, TrainedModel):
+        return None, ()
+    return ctx.target.model, (cell.target.factory,) if isinstance(cell.target, SavedTarget) else ()
+
+
+def shadows_for(cell: CellSpec, splits: DataSplits, cache_dir: str | Path) -> ShadowRecipe:
+    """The cell's shadow-model recipe: the target's architecture and plan (not its defenses) —
     for a given model, whose recipe Sieve does not know, the default target recipe — wide enough
     for the public classes and the private identities, cached under ``cache_dir``."""
     recipe = cell.target if isinstance(cell.target, TrainSpec) else TrainSpec()
-    return shadow_trainer(recipe.model, splits.meta.shape, splits.meta.num_classes, TrainingPlan.from_spec(recipe),
-                          cache_dir, recipe.width)
+    return ShadowRecipe(recipe.model, splits.meta.shape, splits.meta.num_classes, TrainingPlan.from_spec(recipe),
+                        cache_dir, recipe.width)
 
 
 def population_of(splits: DataSplits) -> Population:
@@ -377,8 +392,11 @@ def infer_membership(ctx: JobContext, cell: CellSpec, attack: MembershipAttack, 
     and plan, not its defenses) and cached; the per-image scores go to ``membership.parquet``."""
     splits = ctx.splits
     challenge = challenge_set(splits, generator(cell.seed, "challenge"))
-    result = attack.infer(oracle, challenge.x, challenge.y, population_of(splits),
-                          shadows_for(cell, splits, ctx.cache_dir), seed=stream_seed(cell.seed, "attack"))
+    attack.refuse_weaker(oracle)  # before a process is started for it
+    task = Membership(challenge.x, challenge.y, population_of(splits), shadows_for(cell, splits, ctx.cache_dir),
+                      stream_seed(cell.seed, "attack"))
+    result = run_attack(attack, task, oracle, timeout=ctx.attack_timeout)
+    assert isinstance(result, MembershipResult)
     scores = pd.DataFrame({"score": result.scores.numpy(), "member": challenge.member.numpy(),
                            "source": list(challenge.source), "target_class": challenge.y.numpy().astype(str)})
     atomic_write_parquet(scores.assign(**cell.labels()), out / "membership.parquet")

@@ -195,11 +195,10 @@ class OracleView:
     ``__self__``/``__closure__``/``__wrapped__`` find no Oracle or model, and setting any
     attribute raises AttributeError. Probabilities and labels are computed under ``no_grad``.
 
-    What it does not stop: Python cannot seal an object from code in the same process.
-    ``gc.get_referents`` on a sealed callable, ``ctypes``, and frame inspection still reach
-    the Oracle: ``sys._getframe(1).f_locals`` inside ``run`` is ``Attack.execute``'s frame,
-    which holds it, as do an exception's ``__traceback__`` frames. The view closes the
-    obvious routes; ``bench.testing.check_attack``'s import check and review close the rest.
+    What it does not stop: Python cannot seal an object from code in the same process —
+    ``gc.get_referents`` on a sealed callable, ``ctypes`` and frame inspection reach the
+    Oracle. That is why a job runs every attack in its own process (``bench.attacker``),
+    where the view wraps a pipe to the job's oracle and nothing else of the job exists.
     """
 
     __slots__ = ("threat_model", "num_classes", "input_shape", "_labels", "_probabilities", "_logits", "_count",

@@ -100,6 +100,21 @@ defense = DEFENSES.register
 dataset = DATASETS.register
 
 
+_PLUGIN_FILES: dict[str, str] = {}  # module name -> path of each --plugin file loaded in this process
+
+
+def plugin_file(cls: type) -> str | None:
+    """The ``--plugin`` file that defined ``cls`` (None for built-ins and installed packages):
+    the attacker's process loads it to rebuild the attack."""
+    return _PLUGIN_FILES.get(cls.__module__)
+
+
+def load_registries() -> None:
+    """Import the built-ins and every entry point, as a first lookup would."""
+    for registry in REGISTRIES.values():
+        registry._ensure_loaded()
+
+
 def load_plugin_files(paths: Iterable[str | Path]) -> None:
     """Import each ``--plugin FILE``; it must register at least one plugin."""
     for path in paths:
@@ -110,8 +125,7 @@ def load_plugin_file(path: str | Path) -> None:
     path = Path(path).resolve()
     if not path.is_file():
         raise PluginError(f"plugin file {path} does not exist")
-    for registry in REGISTRIES.values():
-        registry._ensure_loaded()
+    load_registries()
     module_name = "bench_plugin_" + hashlib.sha1(str(path).encode()).hexdigest()[:10]
     if module_name in sys.modules:
         return
@@ -135,6 +149,7 @@ def load_plugin_file(path: str | Path) -> None:
             f"plugin file {path} registered no attack, defense or dataset "
             "(decorate a class with @attack(...), @defense(...) or @dataset(...) from bench.registry)"
         )
+    _PLUGIN_FILES[module_name] = str(path)
 
 
 def _origin(cls: Any) -> str:

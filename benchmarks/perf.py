@@ -15,7 +15,11 @@
     the wall time of a 500-query NES attack through ``HttpOracle`` over the same through the
     in-process oracle (``--only i`` runs this item alone);
 (j) an RMIA cell's time with its reference models trained from scratch, per reference model,
-    and on offline LiRA's cached shadows (the same first models).
+    and on offline LiRA's cached shadows (the same first models);
+(k) the attacker's own process: NES (black-box, query batches of 100 images) with its queries
+    crossing the pipe, and MI-Face (white-box, on its copy of the target), each over the same
+    attack in the job's process; and the start of one attacker's process (``--only k``
+    runs this item alone).
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from bench.attacker.host import run_attack  # noqa: E402
+from bench.attacker.tasks import Inversion  # noqa: E402
 from bench.config import load_config, parse_entry  # noqa: E402
 from bench.oracle import Oracle, ThreatModel  # noqa: E402
 from bench.params import parse_params  # noqa: E402
@@ -112,7 +118,7 @@ def membership_costs(cache: Path) -> dict[str, float]:
     ctx = prepare(job, cache)
     population = population_of(ctx.splits)
     draw = population.draw(population.train_size, torch.Generator().manual_seed(0), "perf")
-    train = shadows_for(job.first, ctx.splits, cache / "shadow-timing")
+    train = shadows_for(job.first, ctx.splits, cache / "shadow-timing").trainer()
     shadow_s = _seconds(lambda: train(population.x[draw], population.y[draw], 0))
     undefended = [c for c in job.cells if c.defense_label == "none"]
     lira = next(c for c in undefended if c.attack.name == "lira" and c.attack.params.variant == "offline")
@@ -183,6 +189,37 @@ def serve_costs(cache: Path, requests: int = 100, batch: int = 100, repeats: int
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def boundary_costs(cache: Path, repeats: int = 3) -> dict[str, float]:
+    """The default grid's digits target (seed 0, no defense, 5 private identities): NES (2,000
+    queries per identity, 20 probes per identity per step: batches of 100 images) and MI-Face
+    (500 steps) run in the attacker's process over the same in the job's (best of ``repeats``,
+    after a warm-up that starts the fork server), and a one-query attack's round trip (a
+    process started and ended, over the same attack in the job's process)."""
+    job = next(j for j in load_config("default").jobs()
+               if j.first.dataset.name == "digits" and j.first.seed == 0 and not j.first.target_defenses)
+    splits = load_data(job)
+    target = train_target(job, splits, cache)
+    k, shape = splits.meta.num_classes, splits.meta.shape
+    task = Inversion(torch.arange(k), splits.public.x, None, 0)
+    out: dict[str, float] = {"batch": 20 * k}
+    for name, entry, threat in (("nes", {"nes": {"budget": 2000, "samples": 20}}, ThreatModel.BLACK_BOX),
+                                ("mi_face", {"mi-face": {"steps": 500, "patience": 500}}, ThreatModel.WHITE_BOX),
+                                ("start", {"public-lookalike": {"budget": 1}}, ThreatModel.BLACK_BOX)):
+        attack = parse_entry(entry, "attack", "perf").build()
+        oracle = lambda: Oracle(target.model, threat, k, shape)  # noqa: E731
+
+        def inside() -> None:
+            attack.execute(oracle(), task.identities, task.public, task.seed)
+
+        def apart() -> None:
+            run_attack(attack, task, oracle(), model=target.model)
+
+        inside(), apart()  # warm-up: the fork server starts once per job
+        out[f"{name}_inside_s"] = min(_seconds(inside) for _ in range(repeats))
+        out[f"{name}_apart_s"] = min(_seconds(apart) for _ in range(repeats))
+    return out
 
 
 def _wait_for(url: str, server: subprocess.Popen, timeout: float = 600) -> None:
@@ -289,12 +326,15 @@ def synthfaces_rate(n: int = 5000) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--grid", default="default", help="grid run with 1 and with 2 workers, from scratch")
-    parser.add_argument("--only", choices=("i",), help="run this item alone (its target trained afresh)")
+    parser.add_argument("--only", choices=("i", "k"), help="run this item alone (its target trained afresh)")
     args = parser.parse_args()
     setup()
-    if args.only == "i":
+    if args.only:
         with tempfile.TemporaryDirectory(prefix="sieve-perf-") as tmp:
-            _print_serve(serve_costs(Path(tmp) / "cache"))
+            if args.only == "i":
+                _print_serve(serve_costs(Path(tmp) / "cache"))
+            else:
+                _print_boundary(boundary_costs(Path(tmp) / "cache"))
         return
     with tempfile.TemporaryDirectory(prefix="sieve-perf-") as tmp:
         work = Path(tmp)
@@ -307,6 +347,7 @@ def main() -> None:
         priors = prior_costs(work / "one" / "cache")
         membership = membership_costs(work / "one" / "cache")
         served = serve_costs(work / "one" / "cache")
+        boundary = boundary_costs(work / "one" / "cache")
     print("\nSieve performance (measured now, this machine)")
     print(f"(a) mi-face / raw forward+backward, same steps and batch: {mi['ratio']:.2f}x "
           f"({mi['attack_s']:.2f} s vs {mi['raw_fwd_bwd_s']:.2f} s)")
@@ -333,6 +374,16 @@ def main() -> None:
           f"{membership['rmia_cell_s']:.1f} s, on offline LiRA's cached shadows {membership['rmia_shared_s']:.1f} s "
           f"({membership['rmia_cell_s'] / membership['references']:.1f} s per reference model)")
     _print_serve(served)
+    _print_boundary(boundary)
+
+
+def _print_boundary(b: dict[str, float]) -> None:
+    print(f"(k) the attacker's own process, digits cnn: nes with query batches of {b['batch']:.0f} images "
+          f"{b['nes_apart_s'] / b['nes_inside_s']:.2f}x its time in the job's process "
+          f"({b['nes_apart_s']:.2f} s vs {b['nes_inside_s']:.2f} s; goal <= 1.2x), white-box mi-face "
+          f"{b['mi_face_apart_s'] / b['mi_face_inside_s']:.2f}x ({b['mi_face_apart_s']:.2f} s vs "
+          f"{b['mi_face_inside_s']:.2f} s; goal <= 1.05x); one process started and ended "
+          f"{1000 * (b['start_apart_s'] - b['start_inside_s']):.0f} ms")
 
 
 def _print_serve(s: dict[str, float]) -> None:

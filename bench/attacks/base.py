@@ -122,17 +122,21 @@ class Attack:
                 f"this cell's defenses leave only {oracle.threat_model.value} access"
             )
 
+    def refuse(self, oracle: BaseOracle, public: Tensor | None, prior: GenerativePrior | None) -> None:
+        """Raise ``AttackRefused`` before any query: a weaker oracle, no public data, no prior."""
+        self.refuse_weaker(oracle)
+        if self.needs_public_data and public is None:
+            raise AttackRefused(f"attack '{self.name}' needs public data and the dataset has none")
+        if self.uses_prior() and prior is None:
+            raise AttackRefused(f"attack '{self.name}' searches a generator prior and this cell has none")
+
     def execute(self, oracle: BaseOracle, targets: Tensor, public: Tensor | None, seed: int,
                 prior: GenerativePrior | None = None) -> AttackResult:
         """Run against ``oracle`` for every identity in ``targets``; refuse a wrong oracle up front.
 
         The attack sees ``oracle`` only through an :class:`OracleView`, and the generator
         ``prior`` (trained on public data by the job) as ``self.prior``."""
-        self.refuse_weaker(oracle)
-        if self.needs_public_data and public is None:
-            raise AttackRefused(f"attack '{self.name}' needs public data and the dataset has none")
-        if self.uses_prior() and prior is None:
-            raise AttackRefused(f"attack '{self.name}' searches a generator prior and this cell has none")
+        self.refuse(oracle, public, prior)
         self.prior = prior
         rng = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
@@ -151,12 +155,16 @@ class Attack:
             self.checkpoint(view, result.reconstructions)  # the trace always ends at the result
         result = dataclasses.replace(result, checkpoints=list(self._checkpoints))
         seconds = time.perf_counter() - start
-        x = result.reconstructions
-        expected = (len(targets), *oracle.input_shape)
-        if tuple(x.shape) != expected:
-            raise ValueError(f"attack '{self.name}' returned reconstructions of shape {tuple(x.shape)}, expected {expected}")
-        if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-            raise ValueError(f"attack '{self.name}' returned reconstructions outside [0, 1]")
+        x = check_reconstructions(self.name, result.reconstructions, (len(targets), *oracle.input_shape))
         return dataclasses.replace(
             result, reconstructions=x.detach().float(), queries=oracle.queries - start_queries, seconds=seconds
         )
+
+
+def check_reconstructions(name: str, x: Tensor, expected: tuple[int, ...]) -> Tensor:
+    """``x`` if it holds ``expected``-shaped finite images in [0, 1]; else a ValueError naming the attack."""
+    if tuple(x.shape) != expected:
+        raise ValueError(f"attack '{name}' returned reconstructions of shape {tuple(x.shape)}, expected {expected}")
+    if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+        raise ValueError(f"attack '{name}' returned reconstructions outside [0, 1]")
+    return x

@@ -11,6 +11,7 @@ shadow — the same attack and seed under another defense — loads it instead o
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -43,6 +44,22 @@ def shadow_trainer(model: str, shape: tuple[int, int, int], num_classes: int, pl
     return train
 
 
+@dataclass(frozen=True)
+class ShadowRecipe:
+    """How the job's shadows are trained, as plain values: it crosses to the attacker's process,
+    which builds its :data:`ShadowTrainer` from it (a closure does not cross)."""
+
+    model: str
+    shape: tuple[int, int, int]
+    num_classes: int
+    plan: TrainingPlan
+    cache_dir: str | Path
+    width: float = 1.0
+
+    def trainer(self) -> ShadowTrainer:
+        return shadow_trainer(self.model, self.shape, self.num_classes, self.plan, self.cache_dir, self.width)
+
+
 def _logits(net: Classifier) -> ShadowModel:
     """The trained shadow as a function from images to logits, without gradients."""
 
@@ -53,4 +70,4 @@ def _logits(net: Classifier) -> ShadowModel:
     return logits
 
 
-__all__ = ["shadow_trainer"]
+__all__ = ["ShadowRecipe", "shadow_trainer"]

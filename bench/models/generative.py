@@ -98,6 +98,7 @@ class GanPrior(nn.Module):
     def __init__(self, shape: tuple[int, int, int], latent_dim: int, width: int) -> None:
         super().__init__()
         self.latent_dim = latent_dim
+        self._arguments = (tuple(shape), latent_dim, width)
         self.generator = Generator(shape, latent_dim, width)
         self.discriminator = Discriminator(shape, width)
 
@@ -113,6 +114,19 @@ class GanPrior(nn.Module):
         for p in self.parameters():
             p.requires_grad_(False)
         return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its arguments and state dict (spectral norm's parametrizations pickle no
+        other way): the prior crosses to the attacker's process like this."""
+        frozen = not any(p.requires_grad for p in self.parameters())
+        return _rebuilt, (self._arguments, self.state_dict(), self.training, frozen)
+
+
+def _rebuilt(arguments: tuple[Any, ...], state: dict[str, Tensor], training: bool, frozen: bool) -> GanPrior:
+    prior = GanPrior(*arguments)
+    prior.load_state_dict(state)
+    prior.train(training)
+    return prior.freeze() if frozen else prior
 
 
 def diff_augment(x: Tensor, g: torch.Generator) -> Tensor:
