@@ -11,6 +11,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported anywhere below
@@ -72,9 +73,20 @@ def _add_serve_commands(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--api-key", action="append", default=[], metavar="KEY",
-                       help="an accepted X-API-Key (repeatable); without any, every non-empty key is a client")
+                       help="an accepted X-API-Key (repeatable); without any (and no --keys-file), every non-empty "
+                            "key is a client — refused for a stack with access defenses")
+    serve.add_argument("--keys-file", default=None, metavar="FILE", help="accepted API keys, one per line")
+    serve.add_argument("--admin-key", default=None, metavar="KEY",
+                       help="X-Admin-Key that reads GET /metrics (without it /metrics is off)")
     serve.add_argument("--max-batch", type=int, default=1024, help="images per request (default 1024)")
     serve.add_argument("--max-body", type=int, default=16 * 2**20, help="bytes per request body (default 16 MiB)")
+    serve.add_argument("--max-clients", type=int, default=10_000, help="distinct API keys served (default 10000)")
+    serve.add_argument("--per-address", type=int, default=64,
+                       help="distinct API keys served from one remote address (default 64)")
+    serve.add_argument("--reproducible", action="store_true",
+                       help="noise defenses draw from the grid's seed, as in bench run (default: a secret seed)")
+    serve.add_argument("--ssl-keyfile", default=None, help="TLS private key (uvicorn's ssl_keyfile)")
+    serve.add_argument("--ssl-certfile", default=None, help="TLS certificate (uvicorn's ssl_certfile)")
     serve.add_argument("--cache", default="results/.cache", help="artifact cache (default results/.cache)")
     serve.add_argument("--plugin", action="append", default=[], metavar="FILE", help="Python file registering plugins")
     serve.set_defaults(func=_cmd_serve)
@@ -112,30 +124,52 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {args.port}")
-    if args.max_batch < 1 or args.max_body < 1:
-        raise ConfigError("--max-batch and --max-body must be at least 1")
-    if any(not k.strip() for k in args.api_key):
-        raise ConfigError("--api-key must not be empty")
+    if min(args.max_batch, args.max_body, args.max_clients, args.per_address) < 1:
+        raise ConfigError("--max-batch, --max-body, --max-clients and --per-address must be at least 1")
+    if any(not k.strip() for k in args.api_key) or (args.admin_key is not None and not args.admin_key.strip()):
+        raise ConfigError("--api-key and --admin-key must not be empty")
+    if (args.ssl_keyfile is None) != (args.ssl_certfile is None):
+        raise ConfigError("TLS needs both --ssl-keyfile and --ssl-certfile")
+    keys = frozenset(args.api_key) | _keys_file(args.keys_file)
     load_plugin_files(args.plugin)
+    from bench.defenses.base import Stage
     from bench.serve.target import select_cell
 
     cell = select_cell(load_config(args.config), args.dataset, args.defense, args.seed, args.target)
+    guards = [d.label for d in cell.defenses if d.cls.stage == Stage.ACCESS]
+    if guards and not keys:
+        raise ConfigError(f"the stack's access defenses ({', '.join(guards)}) bind an API key: without --api-key or "
+                          "--keys-file any new key is a new client, and a client that rotates keys starts afresh; "
+                          "give the accepted keys")
 
     from bench.experiment import setup
-    from bench.serve.app import serve
+    from bench.serve.app import Limits, serve
     from bench.serve.target import load_target
 
     setup()
-    target = load_target(cell, args.cache)
-    keys = frozenset(args.api_key) or None
+    target = load_target(cell, args.cache, args.reproducible)
+    scheme = "https" if args.ssl_certfile else "http"
     print(f"serving {target.label} ({target.access.value}; guards: {', '.join(target.guard_names) or 'none'}) "
-          f"on http://{args.host}:{args.port}/predict; "
+          f"on {scheme}://{args.host}:{args.port}/predict; "
           f"{'API keys: ' + str(len(keys)) if keys else 'any non-empty X-API-Key is a client'}", flush=True)
-    if not keys and target.guard_names:
-        print("warning: without --api-key a client that changes its key starts afresh: rate-limit and monitor bind "
-              "a key, not a person", file=sys.stderr, flush=True)
-    serve(target, args.host, args.port, keys, args.max_batch, args.max_body)
+    limits = Limits(args.max_batch, args.max_body, args.max_clients, args.per_address, args.admin_key)
+    tls = {"ssl_keyfile": args.ssl_keyfile, "ssl_certfile": args.ssl_certfile} if args.ssl_certfile else None
+    serve(target, args.host, args.port, keys or None, limits, tls)
     return EXIT_OK
+
+
+def _keys_file(path: str | None) -> frozenset[str]:
+    """The API keys of ``--keys-file``, one per line (blank lines and ``#`` comments skipped)."""
+    if path is None:
+        return frozenset()
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise ConfigError(f"--keys-file {path}: {exc.strerror}") from None
+    keys = frozenset(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#"))
+    if not keys:
+        raise ConfigError(f"--keys-file {path} holds no key")
+    return keys
 
 
 def _cmd_attack(args: argparse.Namespace) -> int:

@@ -209,9 +209,10 @@ def prior_for(ctx: JobContext, attack: Attack) -> GenerativePrior | None:
     return ctx.prior.model
 
 
-def output_transforms(cell: CellSpec) -> list[Callable[[Tensor], Tensor]]:
-    """The cell's inference-stage defenses as functions of the probability vectors, seeded."""
-    g = generator(cell.seed, "defense")
+def output_transforms(cell: CellSpec, g: torch.Generator | None = None) -> list[Callable[[Tensor], Tensor]]:
+    """The cell's inference-stage defenses as functions of the probability vectors, drawing from
+    ``g`` (default: seeded from the cell, as a grid reproduces them)."""
+    g = generator(cell.seed, "defense") if g is None else g
     return [partial(d.build().transform_outputs, generator=g) for d in cell.defenses if d.cls.stage == Stage.INFERENCE]
 
 

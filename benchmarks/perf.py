@@ -11,7 +11,7 @@
     forward+backward of generator, discriminator and target on the same latent batch;
 (h) the time of one shadow model (the target's recipe and size, on a population draw) and of a
     LiRA cell (its shadows trained from scratch) on the membership grid's SynthFaces target;
-(i) ``bench serve`` on loopback: queries/s and p99 latency with 1 and 4 concurrent clients, and
+(i) ``bench serve`` on loopback: queries/s and p99 latency with 1 and 8 concurrent clients, and
     the wall time of a 500-query NES attack through ``HttpOracle`` over the same through the
     in-process oracle (``--only i`` runs this item alone);
 (j) an RMIA cell's time with its reference models trained from scratch, per reference model,
@@ -151,7 +151,7 @@ def papermill_overhead(grid: str, workdir: Path, workers: int) -> dict[str, floa
 
 def serve_costs(cache: Path, requests: int = 100, batch: int = 100, repeats: int = 3) -> dict[str, float]:
     """The default grid's digits target (seed 0, no defense) behind ``bench serve``: ``requests``
-    requests of ``batch`` public images per client, 1 and 4 clients at once; then NES with 50
+    requests of ``batch`` public images per client, 1 and 8 clients at once; then NES with 50
     queries per identity (500 in all) through HttpOracle and through the in-process oracle (best of ``repeats``)."""
     job = next(j for j in load_config("default").jobs()
                if j.first.dataset.name == "digits" and j.first.seed == 0 and not j.first.target_defenses)
@@ -167,7 +167,7 @@ def serve_costs(cache: Path, requests: int = 100, batch: int = 100, repeats: int
         _wait_for(f"http://127.0.0.1:{port}/health", server)
         x = splits.public.x[:batch]
         out: dict[str, float] = {"batch": batch}
-        for clients in (1, 4):
+        for clients in (1, 8):
             qps, p99 = _load(url, x, clients, requests)
             out.update({f"qps_{clients}": qps, f"p99_ms_{clients}": p99})
         k, shape = splits.meta.num_classes, splits.meta.shape
@@ -389,7 +389,7 @@ def _print_boundary(b: dict[str, float]) -> None:
 def _print_serve(s: dict[str, float]) -> None:
     print(f"(i) bench serve on loopback, digits cnn, requests of {s['batch']:.0f} images: "
           f"1 client {s['qps_1']:,.0f} queries/s (p99 {s['p99_ms_1']:.1f} ms), "
-          f"4 clients {s['qps_4']:,.0f} queries/s (p99 {s['p99_ms_4']:.1f} ms); nes with 500 queries through "
+          f"8 clients {s['qps_8']:,.0f} queries/s (p99 {s['p99_ms_8']:.1f} ms); nes with 500 queries through "
           f"HttpOracle / in-process: {s['nes_http_s'] / s['nes_local_s']:.2f}x "
           f"({s['nes_http_s']:.2f} s vs {s['nes_local_s']:.2f} s)")
 

@@ -51,6 +51,7 @@ attacks:
   - nes: {budget: 20, checkpoint_every: 10}
 """
 KEYS = [f"k{i}" for i in range(6)]
+ADMIN = "admin-secret"
 SERVERS = {"plain": [], "rate": ["round", "rate-limit"], "monitor": ["monitor"]}
 
 
@@ -76,7 +77,8 @@ def servers(grid: Path) -> Iterator[dict[str, str]]:
         port = _free_port()
         cmd = [sys.executable, "-m", "bench.cli", "serve", "--config", str(grid / "grid.yaml"), "--dataset", "digits",
                "--port", str(port), "--cache", str(grid / "cache"), "--max-batch", "128", "--max-body", "200000",
-               *[a for d in stack for a in ("--defense", d)], *[a for k in KEYS for a in ("--api-key", k)]]
+               "--admin-key", ADMIN, *[a for d in stack for a in ("--defense", d)],
+               *[a for k in KEYS for a in ("--api-key", k)]]
         procs[name] = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         urls[name] = f"http://127.0.0.1:{port}"
     try:
@@ -107,8 +109,12 @@ def images() -> torch.Tensor:
     return Digits().load().private_test.x
 
 
+def _metrics(url: str) -> dict:
+    return httpx.get(f"{url}/metrics", headers={"X-Admin-Key": ADMIN}).json()
+
+
 def _post(url: str, body: object, key: str | None = "k0", raw: bytes | None = None) -> httpx.Response:
-    headers = {} if key is None else {"X-API-Key": key}
+    headers = {"Content-Type": "application/json", **({} if key is None else {"X-API-Key": key})}
     content = raw if raw is not None else json.dumps(body).encode()
     return httpx.post(f"{url}/predict", content=content, headers=headers, timeout=10)
 
@@ -143,7 +149,7 @@ def test_http_oracle_answers_like_the_in_process_oracle_and_counts_alike(grid, s
     remote = json.loads((remote_dir / "record.json").read_text())
     assert remote["queries"] == local.record["queries"] == 20 * 10
     assert remote["test_acc"] == local.record["test_acc"] == remote["oracle_acc"]
-    by_client = httpx.get(f"{servers['plain']}/metrics").json()["clients"]
+    by_client = _metrics(servers['plain'])["clients"]
     assert by_client[client_id("k1")]["queries"] == 200  # the attacker, one image one query
     assert by_client[client_id("k2")]["queries"] == len(ctx.splits.private_test) + len(ctx.splits.private_train)
 
@@ -155,7 +161,7 @@ def test_http_oracle_answers_like_the_in_process_oracle_and_counts_alike(grid, s
         oracle.labels(images[:1])
     with pytest.raises(AccessDenied):
         oracle.logits(images[:1])
-    assert httpx.get(f"{servers['plain']}/metrics").json()["clients"][client_id("k3")]["queries"] == 30  # nothing sent
+    assert _metrics(servers['plain'])["clients"][client_id("k3")]["queries"] == 30  # nothing sent
     png = HttpOracle(_adapter(servers["plain"], "k4", encoding="png"), 10, (1, 8, 8))
     as_json = HttpOracle(_adapter(servers["plain"], "k4"), 10, (1, 8, 8))
     quantised = (images[:8] * 255).round() / 255  # what 8-bit PNGs carry
@@ -177,7 +183,7 @@ def test_rate_limit_answers_429_with_retry_after_and_the_oracle_waits(servers, i
     oracle = HttpOracle(_adapter(url, "k2", batch_size=5), 10, (1, 8, 8), sleep=lambda s: (waits.append(s), time.sleep(s)))
     assert oracle.probabilities(images[:25]).shape == (25, 10)
     assert oracle.queries == 25 and oracle.retried >= 1 and all(w >= 1 for w in waits)
-    metrics = httpx.get(f"{url}/metrics").json()
+    metrics = _metrics(url)
     assert metrics["clients"][client_id("k2")] == {"queries": 25, "rate_limited": oracle.retried, "blocked": False}
 
 
@@ -201,7 +207,7 @@ def test_monitor_blocks_a_flagged_client_and_no_other(servers, images):
         t.join(timeout=30)
     assert statuses["k0"] == [403, 403]
     assert statuses["k1"] == statuses["k2"] == statuses["k3"] == [200, 200, 200]
-    metrics = httpx.get(f"{url}/metrics").json()
+    metrics = _metrics(url)
     assert metrics["flagged"] == [client_id("k0")] and metrics["clients"][client_id("k1")]["queries"] == 24
     with pytest.raises(QueryBlocked):
         HttpOracle(_adapter(url, "k0"), 10, (1, 8, 8)).labels(images[:2])
@@ -250,13 +256,13 @@ def test_malformed_requests_get_4xx_and_the_server_lives(servers, images):
     assert httpx.get(f"{url}/predict").status_code == 405 and httpx.get(f"{url}/nowhere").status_code == 404
     assert httpx.get(f"{url}/health").json()["status"] == "ok"
     assert _post(url, {"images": good}, "k5").json()["probabilities"]
-    assert httpx.get(f"{url}/metrics").json()["clients"][client_id("k5")]["queries"] == 2
+    assert _metrics(url)["clients"][client_id("k5")]["queries"] == 2
 
 
 def test_load_is_answered_and_counted(servers, images):
     """(d) 4 concurrent clients × 25 requests of 8 images: all 200, counts add up (queries/s, p99 recorded)."""
     url = servers["plain"]
-    before = httpx.get(f"{url}/metrics").json()
+    before = _metrics(url)
     latencies: list[float] = []
     codes: list[int] = []
     lock = threading.Lock()
@@ -279,7 +285,7 @@ def test_load_is_answered_and_counted(servers, images):
     wall = time.perf_counter() - start
     print(f"\nload: {800 / wall:.0f} queries/s, p99 {1000 * np.percentile(latencies, 99):.1f} ms")
     assert codes == [200] * 100
-    after = httpx.get(f"{url}/metrics").json()
+    after = _metrics(url)
     for k in KEYS[2:]:
         was = before["clients"].get(client_id(k), {"queries": 0})["queries"]
         assert after["clients"][client_id(k)]["queries"] - was == 200
@@ -308,3 +314,17 @@ def test_wall_clock_bucket_refills_and_refuses_over_burst():
     now[0] = 2.5
     assert bucket.take(2) == 0 and bucket.take(1) == pytest.approx(0.5)
     assert bucket.take(6) == float("inf")
+
+
+def test_abuse_on_loopback_holds_its_statuses_and_the_server_stays_healthy(servers, images):
+    """Rotating keys, oversized bodies and wrong content types against real server processes."""
+    for name in ("rate", "monitor"):
+        url = servers[name]
+        assert {_post(url, {"images": images[:1].tolist()}, f"rotated-{i}").status_code for i in range(20)} == {401}
+        assert _post(url, None, "k4", raw=b"[" + b"0.5, " * 60_000 + b"0.5]").status_code == 413
+        wrong = httpx.post(f"{url}/predict", content=b"{}", headers={"X-API-Key": "k4", "Content-Type": "text/plain"})
+        assert wrong.status_code == 415
+        assert httpx.get(f"{url}/metrics").status_code == 401
+        assert httpx.get(f"{url}/health").json() == {"status": "ok", "input_shape": [1, 8, 8]}
+    statuses = _metrics(servers["rate"])["statuses"]
+    assert statuses.get("401", 0) >= 20 and statuses.get("413", 0) >= 1 and statuses.get("415", 0) >= 1

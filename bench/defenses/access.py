@@ -87,6 +87,10 @@ class QueryMonitor:
         self.history = pool[-self.window :]
         return score
 
+    def for_client(self) -> QueryMonitor:
+        """A fresh monitor for one more client: the calibrated projection and threshold shared, an empty history."""
+        return QueryMonitor(self.k, self.window, self.projection, self.threshold)
+
     def admit(self, x: Tensor, served: int) -> None:
         if self.detected_at is not None:
             raise QueryBlocked(f"client blocked by the query monitor at query {self.detected_at}")

@@ -13,15 +13,18 @@ is in the stack. One image is one query.
 
 Refusals: 400 malformed JSON, missing or both fields, ragged or non-numeric arrays, wrong shape,
 NaN/Infinity or values outside [0, 1], undecodable or wrongly sized PNGs; 401 no ``X-API-Key``
-or (with ``--api-key``) an unknown one; 413 a body over ``max_body`` bytes, a batch over
-``max_batch`` images, or (under ``rate-limit``) over the bucket's ``burst``; 429 with
-``Retry-After: <seconds>`` when the key's rate-limit bucket cannot cover the batch yet; 403 once
-the key's query monitor has flagged it (for good; other keys are unaffected).
+or (with ``--api-key``/``--keys-file``) an unknown one — checked before the body is read; 415 a
+``Content-Type`` other than ``application/json``; 413 a body over ``max_body`` bytes (a declared
+``Content-Length`` over it is refused before reading), a batch over ``max_batch`` images, or
+(under ``rate-limit``) over the bucket's ``burst``; 429 with ``Retry-After: <seconds>`` when the
+key's rate-limit bucket cannot cover the batch yet, and 429 for a new key beyond the server's
+client caps (in all, and per remote address); 403 once the key's query monitor has flagged it
+(for good; other keys are unaffected).
 
-``GET /health`` — ``{"status": "ok", "target": ..., "access": "black-box"|"label-only",
-"num_classes": K, "input_shape": [C, H, W], "guards": [...], "max_batch": ..., "max_body": ...}``.
+``GET /health`` — ``{"status": "ok", "input_shape": [C, H, W]}``: nothing about the defenses.
 
-``GET /metrics`` — ``{"requests": n, "errors": n, "statuses": {"200": n, ...}, "clients": {id:
+``GET /metrics`` — header ``X-Admin-Key`` (the server's ``--admin-key``; without one the page is
+off, 404): ``{"requests": n, "errors": n, "statuses": {"200": n, ...}, "clients": {id:
 {"queries": n, "rate_limited": n, "blocked": bool}}, "flagged": [id, ...]}``, clients named by a
 hash of their key (``guards.client_id``), never the key.
 
@@ -31,8 +34,10 @@ thread; parallelism would come from processes), so the clients' states and count
 
 from __future__ import annotations
 
+import hmac
 import threading
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -51,24 +56,46 @@ from bench.serve.target import ServedTarget
 
 MAX_BATCH = 1024  # images per request
 MAX_BODY = 16 * 2**20  # bytes per request
+MAX_CLIENTS = 10_000  # distinct API keys served
+PER_ADDRESS = 64  # distinct API keys served from one remote address
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request and the server's client table may hold, and who may read ``/metrics``."""
+
+    max_batch: int = MAX_BATCH
+    max_body: int = MAX_BODY
+    max_clients: int = MAX_CLIENTS
+    per_address: int = PER_ADDRESS
+    admin_key: str | None = None
 
 
 class Served:
     """The target, its gate and the counters, behind one lock."""
 
-    def __init__(self, target: ServedTarget, keys: frozenset[str] | None, max_batch: int, max_body: int) -> None:
+    def __init__(self, target: ServedTarget, keys: frozenset[str] | None, limits: Limits) -> None:
         self.target = target
-        self.gate = Gate(target.rate, target.guards, keys)
-        self.max_batch = max_batch
-        self.max_body = max_body
+        self.gate = Gate(target.rate, target.guards, keys, limits.max_clients, limits.per_address)
+        self.limits = limits
         self.lock = threading.Lock()
         self.statuses: Counter[int] = Counter()
 
-    def answer(self, key: str | None, body: bytes) -> dict[str, Any]:
+    def admit(self, key: str | None, content_type: str, length: str | None) -> None:
+        """What is refused before a body is read: a missing or unknown key, a body that is not
+        JSON, a declared length over the limit."""
+        self.gate.check(key)
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            raise BadRequest(f"Content-Type must be application/json, got '{content_type[:60]}'", 415)
+        if length is not None and (not length.isdigit() or int(length) > self.limits.max_body):
+            raise BadRequest(f"body of {length[:20]} bytes is larger than this server's limit of "
+                             f"{self.limits.max_body}", 413)
+
+    def answer(self, key: str | None, address: str, body: bytes) -> dict[str, Any]:
         """The /predict answer for ``body`` from ``key``; raises :class:`BadRequest` for a 4xx."""
         with self.lock:
-            client = self.gate.client(key)
-        x = decode_images(parse_body(body), self.target.input_shape, self.max_batch)
+            client = self.gate.client(key, address)
+        x = decode_images(parse_body(body), self.target.input_shape, self.limits.max_batch)
         with self.lock:
             self.gate.admit(client, x)
             probs = self.target.predict(x)
@@ -78,10 +105,7 @@ class Served:
         return {"probabilities": probs.tolist()}
 
     def health(self) -> dict[str, Any]:
-        t = self.target
-        return {"status": "ok", "target": t.label, "access": t.access.value, "num_classes": t.num_classes,
-                "input_shape": list(t.input_shape), "guards": t.guard_names, "max_batch": self.max_batch,
-                "max_body": self.max_body}
+        return {"status": "ok", "input_shape": list(self.target.input_shape)}
 
     def metrics(self) -> dict[str, Any]:
         with self.lock:
@@ -97,16 +121,19 @@ class Served:
             self.statuses[status] += 1
 
 
-def create_app(target: ServedTarget, keys: frozenset[str] | None = None, max_batch: int = MAX_BATCH,
-               max_body: int = MAX_BODY) -> ASGIApp:
-    """The ASGI app serving ``target``; ``keys`` None accepts any non-empty API key as its own client."""
+def create_app(target: ServedTarget, keys: frozenset[str] | None = None, limits: Limits = Limits()) -> ASGIApp:
+    """The ASGI app serving ``target``; ``keys`` None accepts any non-empty API key as its own client
+    (only where the stack has no guards: ``bench serve`` refuses guards without keys)."""
     torch.set_num_threads(1)
-    served = Served(target, keys, max_batch, max_body)
+    served = Served(target, keys, limits)
 
     async def predict(request: Request) -> JSONResponse:
         try:
+            key = request.headers.get("x-api-key")
+            served.admit(key, request.headers.get("content-type", ""), request.headers.get("content-length"))
             body = await request.body()
-            return JSONResponse(await run_in_threadpool(served.answer, request.headers.get("x-api-key"), body))
+            address = request.client.host if request.client is not None else ""
+            return JSONResponse(await run_in_threadpool(served.answer, key, address, body))
         except Refused as exc:
             return JSONResponse({"error": str(exc)}, exc.status, headers=exc.headers)
         except BadRequest as exc:
@@ -116,10 +143,15 @@ def create_app(target: ServedTarget, keys: frozenset[str] | None = None, max_bat
         return JSONResponse(served.health())
 
     async def metrics(request: Request) -> JSONResponse:
+        if limits.admin_key is None:
+            return JSONResponse({"error": "metrics are off: start the server with --admin-key"}, 404)
+        given = request.headers.get("x-admin-key", "")
+        if not hmac.compare_digest(given.encode(), limits.admin_key.encode()):
+            return JSONResponse({"error": "/metrics needs the server's X-Admin-Key"}, 401)
         return JSONResponse(served.metrics())
 
     app = Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/health", health),
-                            Route("/metrics", metrics)], max_body_size=max_body)
+                            Route("/metrics", metrics)], max_body_size=limits.max_body)
     return CountStatuses(app, served)
 
 
@@ -142,8 +174,9 @@ class CountStatuses:
         await self.app(scope, receive, counted)
 
 
-def serve(target: ServedTarget, host: str, port: int, keys: frozenset[str] | None, max_batch: int = MAX_BATCH,
-          max_body: int = MAX_BODY) -> None:
-    """Run the server until interrupted (one process, one event loop; inference under one lock)."""
-    uvicorn.run(create_app(target, keys, max_batch, max_body), host=host, port=port, log_level="warning",
-                access_log=False)
+def serve(target: ServedTarget, host: str, port: int, keys: frozenset[str] | None, limits: Limits = Limits(),
+          tls: dict[str, str] | None = None) -> None:
+    """Run the server until interrupted (one process, one event loop; inference under one lock).
+    ``tls`` passes uvicorn's own ``ssl_keyfile``/``ssl_certfile`` (and friends) through."""
+    uvicorn.run(create_app(target, keys, limits), host=host, port=port, log_level="warning", access_log=False,
+                **(tls or {}))

@@ -3,10 +3,13 @@
 ``rate-limit`` becomes a token bucket on the wall clock (its ``per_minute`` and ``burst``): a
 batch it cannot cover yet is refused with 429 and ``Retry-After`` (the whole seconds until it
 can be); a batch larger than ``burst`` never can be and is refused with 413. Every other access
-defense keeps its grid guard, calibrated once at start-up (the query monitor's threshold) and
-copied fresh for each client, so one client's history never flags another; a guard that raises
-:class:`~bench.oracle.QueryBlocked` refuses the request with 403, and keeps refusing that
-client. Callers hold the server's lock: nothing here is thread-safe on its own.
+defense keeps its grid guard, calibrated once at start-up (the query monitor's threshold), and
+each client gets its own state of it (``for_client``: the query monitor shares its projection
+and threshold and keeps only the client's history), so one client's history never flags
+another; a guard that raises :class:`~bench.oracle.QueryBlocked` refuses the request with 403,
+and keeps refusing that client. The number of clients is capped, in all and per remote
+address, so new keys cannot grow the server's memory without bound. Callers hold the
+server's lock: nothing here is thread-safe on its own.
 """
 
 from __future__ import annotations
@@ -76,17 +79,31 @@ class Gate:
     rate: tuple[float, int] | None  # the rate limit's (per_minute, burst), if the stack has one
     guards: Sequence[AccessGuard]  # calibrated templates, never used directly
     keys: frozenset[str] | None = None
+    max_clients: int = 10_000  # distinct API keys served, in all
+    per_address: int = 64  # distinct API keys served from one remote address
     clients: dict[str, Client] = field(default_factory=dict)
+    addresses: dict[str, set[str]] = field(default_factory=dict)
 
-    def client(self, key: str | None) -> Client:
-        """The key's state (created on first use); 401 without a key or for one the server does not know."""
+    def check(self, key: str | None) -> str:
+        """The key, if the server accepts it: 401 without one or for one it does not know."""
         if not key:
             raise BadRequest("missing X-API-Key header: every request needs an API key", 401)
         if self.keys is not None and key not in self.keys:
             raise BadRequest("unknown API key", 401)
+        return key
+
+    def client(self, key: str | None, address: str = "") -> Client:
+        """The key's state, created on first use within the caps (429 beyond them)."""
+        key = self.check(key)
         if key not in self.clients:
+            seen = self.addresses.setdefault(address, set())
+            if len(self.clients) >= self.max_clients:
+                raise Refused(f"this server serves at most {self.max_clients} clients (API keys)", 429)
+            if len(seen) >= self.per_address:
+                raise Refused(f"at most {self.per_address} API keys are served from one address", 429)
             bucket = None if self.rate is None else WallClockBucket(*self.rate)
-            self.clients[key] = Client(bucket, [copy.deepcopy(g) for g in self.guards])
+            self.clients[key] = Client(bucket, [_for_client(g) for g in self.guards])
+            seen.add(key)
         return self.clients[key]
 
     def admit(self, client: Client, x: Tensor) -> None:
@@ -108,6 +125,13 @@ class Gate:
             except QueryBlocked as exc:
                 client.blocked = str(exc)
                 raise Refused(client.blocked, 403) from None
+
+
+def _for_client(guard: AccessGuard) -> AccessGuard:
+    """A client's own state of ``guard``: its ``for_client()`` where it has one (sharing what was
+    calibrated), else a deep copy."""
+    fresh = getattr(guard, "for_client", None)
+    return fresh() if callable(fresh) else copy.deepcopy(guard)
 
 
 _PROCESS_SECRET = secrets.token_bytes(32)

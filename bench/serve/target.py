@@ -9,6 +9,7 @@ config; ``load_target`` trains the target or takes it from the artifact cache, e
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,8 +79,10 @@ class ServedTarget:
         return defended_probabilities(self.model, x, self.transforms)
 
 
-def load_target(cell: CellSpec, cache_dir: str | Path) -> ServedTarget:
-    """Train (or load) ``cell``'s target and calibrate its guards as ``build_oracle`` does."""
+def load_target(cell: CellSpec, cache_dir: str | Path, reproducible: bool = False) -> ServedTarget:
+    """Train (or load) ``cell``'s target and calibrate its guards as ``build_oracle`` does. Noise
+    defenses draw from a secret seed — an attacker who knows the grid config could otherwise
+    replay the noise and subtract it — unless ``reproducible``, when they draw as in the grid."""
     job = JobSpec((cell,))
     splits = load_data(job)
     trained = train_target(job, splits, cache_dir)
@@ -101,4 +104,5 @@ def load_target(cell: CellSpec, cache_dir: str | Path) -> ServedTarget:
     return ServedTarget(
         label=f"{job.label} · {cell.defense_label}", model=model, num_classes=splits.meta.num_classes,
         input_shape=tuple(splits.meta.shape), access=ThreatModel.LABEL_ONLY if label_only else ThreatModel.BLACK_BOX,
-        transforms=output_transforms(cell), rate=rate, guards=guards, guard_names=names)
+        transforms=output_transforms(cell, None if reproducible else torch.Generator().manual_seed(secrets.randbits(63))),
+        rate=rate, guards=guards, guard_names=names)
