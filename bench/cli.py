@@ -132,11 +132,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError("TLS needs both --ssl-keyfile and --ssl-certfile")
     keys = frozenset(args.api_key) | _keys_file(args.keys_file)
     load_plugin_files(args.plugin)
-    from bench.defenses.base import Stage
     from bench.serve.target import select_cell
 
     cell = select_cell(load_config(args.config), args.dataset, args.defense, args.seed, args.target)
-    guards = [d.label for d in cell.defenses if d.cls.stage == Stage.ACCESS]
+    guards = cell.stack.guard_labels
     if guards and not keys:
         raise ConfigError(f"the stack's access defenses ({', '.join(guards)}) bind an API key: without --api-key or "
                           "--keys-file any new key is a new client, and a client that rotates keys starts afresh; "

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from bench.data.base import EVALUATOR_PROTOCOLS
+from bench.defenses.stack import DefenseStack
 from bench.errors import ConfigError, DataError
 from bench.models.architectures import TARGET_MODELS
 from bench.params import as_dict, param, parse_params
@@ -144,9 +145,14 @@ class CellSpec:
         return "+".join(d.label for d in self.defenses)
 
     @property
+    def stack(self) -> DefenseStack:
+        """The cell's defenses by stage."""
+        return DefenseStack.of(self.defenses)
+
+    @property
     def target_defenses(self) -> tuple[PluginSpec, ...]:
         """The data- and training-stage defenses: they determine the trained target."""
-        return tuple(d for d in self.defenses if d.cls.stage.shapes_target)
+        return self.stack.shaping
 
     @cached_property
     def cell_id(self) -> str:

@@ -32,14 +32,14 @@ from bench.attacks.latent import GenerativePrior
 from bench.attacks.membership import MembershipAttack, MembershipResult, Population
 from bench.config import CellSpec, JobSpec, SavedTarget, TrainSpec
 from bench.data.base import DataSplits
+from bench.defenses.base import TrainingDefense
 from bench.errors import ConfigError
-from bench.defenses.base import Defense, Stage
+from bench.judges import JudgePanel, train_evaluator, train_panel
 from bench.membership.challenge import challenge_set
 from bench.membership.metrics import membership_rows
 from bench.membership.shadow import ShadowRecipe
 from bench.metrics import extra_rows, panel_rows, reconstruction_rows, scalar_rows
 from bench.metrics.identification import top_k_hits
-from bench.judges import JudgePanel, train_evaluator, train_panel
 from bench.models import ArtifactCache, Classifier, TrainedModel, TrainingPlan, accuracy, build, fit
 from bench.models.architectures import parameter_count
 from bench.models.generative import GanPrior, PriorPlan, train_gan
@@ -124,16 +124,14 @@ def load_data(job: JobSpec) -> DataSplits:
     cell = job.first
     splits = cell.dataset.build().load()
     g = generator(cell.seed, "defense")
-    for spec in cell.target_defenses:
-        d = spec.build()
-        if d.stage == Stage.DATA:
-            splits = splits.with_defended_train(d.transform_data(splits.target_train, g))
+    for d in cell.stack.data:
+        splits = splits.with_defended_train(d.transform_data(splits.target_train, g))
     return splits
 
 
-def training_hooks(job: JobSpec) -> list[Defense]:
+def training_hooks(job: JobSpec) -> list[TrainingDefense]:
     """The job's training-stage defenses, in stack order: the hooks of its target's training loop."""
-    return [spec.build() for spec in job.first.target_defenses if spec.cls.stage == Stage.TRAINING]
+    return job.first.stack.training
 
 
 def train_target(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> TrainedModel:
@@ -213,14 +211,14 @@ def output_transforms(cell: CellSpec, g: torch.Generator | None = None) -> list[
     """The cell's inference-stage defenses as functions of the probability vectors, drawing from
     ``g`` (default: seeded from the cell, as a grid reproduces them)."""
     g = generator(cell.seed, "defense") if g is None else g
-    return [partial(d.build().transform_outputs, generator=g) for d in cell.defenses if d.cls.stage == Stage.INFERENCE]
+    return [partial(d.transform_outputs, generator=g) for d in cell.stack.outputs]
 
 
 def access_left(cell: CellSpec, attack: Attack) -> ThreatModel:
     """A white-box attacker holds the model; others get what the output defenses leave."""
     if attack.threat_model == ThreatModel.WHITE_BOX:
         return ThreatModel.WHITE_BOX
-    if any(d.cls.label_only for d in cell.defenses):
+    if cell.stack.label_only:
         return ThreatModel.LABEL_ONLY
     return ThreatModel.BLACK_BOX
 
@@ -236,8 +234,7 @@ def build_oracle(ctx: JobContext, cell: CellSpec, attack: Attack) -> BaseOracle:
     white_box = access == ThreatModel.WHITE_BOX
     g = generator(cell.seed, "guard")
     guards = [] if white_box else [
-        d.build().guard(ctx.splits.private_train.x, ctx.splits.private_test.x, g)
-        for d in cell.defenses if d.cls.stage == Stage.ACCESS]
+        d.guard(ctx.splits.private_train.x, ctx.splits.private_test.x, g) for d in cell.stack.guards]
     return Oracle(
         ctx.target.model,
         access,
@@ -261,9 +258,8 @@ def oracle_accuracy(ctx: JobContext, cell: CellSpec) -> float:
 
 def defense_notes(cell: CellSpec) -> dict[str, Any]:
     """Which stages the cell's defenses act at, and whether the attacker sees defended outputs."""
-    stages = sorted({d.cls.stage.value for d in cell.defenses if d.name != "none"})
-    endpoint = (Stage.INFERENCE, Stage.ACCESS)
-    output_defended = any(d.cls.stage in endpoint and d.name != "none" for d in cell.defenses)
+    stages = cell.stack.stages
+    output_defended = cell.stack.at_endpoint
     white_box = cell.attack.cls.threat_model == ThreatModel.WHITE_BOX
     note = ("white-box attacker holds the model: output and access defenses do not apply"
             if white_box and output_defended else None)

@@ -76,3 +76,9 @@ def test_the_readme_attack_example_conforms(tmp_path):
 def test_the_readme_training_defense_example_conforms(tmp_path):
     readme_plugin(tmp_path, "# my_defense.py")
     check_defense("logit-penalty", {"weight": 0.1})
+
+
+
+def test_the_readme_output_defense_example_conforms(tmp_path):
+    readme_plugin(tmp_path, "# my_output_defense.py")
+    check_defense("temperature", {"t": 2.0})

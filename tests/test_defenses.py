@@ -264,3 +264,17 @@ def test_stacks_are_labelled_and_checked():
         parse_config({"name": "t", "datasets": ["digits"], "attacks": ["mi-face"], "defenses": [["bido", "dp-sgd"]]})
     with pytest.raises(ConfigError, match="appears twice"):
         parse_config({"name": "t", "datasets": ["digits"], "attacks": ["mi-face"], "defenses": [["round", "round"]]})
+
+
+def test_a_stack_sorts_its_defenses_by_the_stage_their_class_declares():
+    from bench.config import parse_entry
+    from bench.defenses.base import OutputDefense
+    from bench.defenses.stack import DefenseStack
+
+    stack = DefenseStack.of([parse_entry(n, "defense", "test") for n in ("none", "blur", "round", "label-only", "monitor")])
+    assert [type(d).__name__ for d in stack.outputs] == ["Round", "LabelOnly"]  # none acts at no stage
+    assert all(isinstance(d, OutputDefense) for d in stack.outputs)
+    assert [s.name for s in stack.shaping] == ["blur"] and stack.guard_labels == ["monitor"]
+    assert stack.stages == ["access", "data", "inference"] and stack.at_endpoint and stack.label_only
+    bare = DefenseStack.of([parse_entry("none", "defense", "test")])
+    assert bare.stages == [] and not bare.at_endpoint and not bare.shaping and not bare.outputs

@@ -10,6 +10,7 @@ from bench.defenses import (  # noqa: F401  (registration side effect)
     training,
     transfer,
 )
-from bench.defenses.base import Defense, Stage
+from bench.defenses.base import AccessDefense, DataDefense, Defense, OutputDefense, Stage, TrainingDefense
+from bench.defenses.stack import DefenseStack
 
-__all__ = ["Defense", "Stage"]
+__all__ = ["AccessDefense", "DataDefense", "Defense", "DefenseStack", "OutputDefense", "Stage", "TrainingDefense"]

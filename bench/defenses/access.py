@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from bench.defenses.base import Defense, Stage
+from bench.defenses.base import AccessDefense
 from bench.oracle import QueryBlocked
 from bench.params import param
 from bench.registry import defense
@@ -42,11 +42,10 @@ class TokenBucket:
 
 
 @defense("rate-limit")
-class RateLimit(Defense):
+class RateLimit(AccessDefense):
     """Token-bucket rate limit; the tables gain ``simulated_hours`` (the least time the attack
     needs against it) and ``within_patience`` (whether that fits the attacker's patience)."""
 
-    stage = Stage.ACCESS
     citation = "rate limiting, the API guard recommended against query-based extraction (Tramèr et al., USENIX Security 2016)"
 
     @dataclass(frozen=True)
@@ -58,6 +57,10 @@ class RateLimit(Defense):
     def guard(self, calibration: Tensor, held_out: Tensor, generator: torch.Generator) -> TokenBucket:
         p = self.params
         return TokenBucket(p.per_minute / 60, p.burst, p.patience_hours * 3600)
+
+    def wall_clock_rate(self) -> tuple[float, int]:
+        """Behind ``bench serve`` the bucket runs on the wall clock (``bench.serve.guards.WallClockBucket``)."""
+        return self.params.per_minute, self.params.burst
 
 
 class QueryMonitor:
@@ -105,14 +108,13 @@ class QueryMonitor:
 
 
 @defense("monitor")
-class Monitor(Defense):
+class Monitor(AccessDefense):
     """Query monitoring calibrated on benign traffic of two kinds, from the defender's own
     training images: distinct images in random order, and honest users who resubmit each image
     once, slightly changed. The threshold keeps both under ``fpr``; the tables gain
     ``detected_at_query``, and ``false_positive_rate`` / ``false_positive_rate_repeats`` measured
     on the same two kinds of traffic made of held-out images."""
 
-    stage = Stage.ACCESS
     citation = "Chen, Carlini & Wagner, 2019, 'Stateful Detection of Black-Box Adversarial Attacks'"
 
     @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """The defense base class and its stages.
 
-A defense acts at one stage of the pipeline: ``data`` (transform the private training set),
-``training`` (the hooks of the training loop, :class:`bench.models.training.TrainingHook`),
-``inference`` (transform what the oracle returns) or ``access`` (guard the endpoint). Data and training defenses determine the target, so
-cells that differ only in inference or access defenses share one trained target (a job).
+A defense acts at one stage of the pipeline, and its base class says which:
+:class:`DataDefense` (transform the private training set), :class:`TrainingDefense` (the hooks
+of the training loop, :class:`bench.models.training.TrainingHook`), :class:`OutputDefense`
+(transform what the oracle returns) or :class:`AccessDefense` (guard the endpoint). Data and
+training defenses determine the target, so cells that differ only in output or access
+defenses share one trained target (a job).
 """
 
 from __future__ import annotations
@@ -31,15 +33,15 @@ class Stage(str, Enum):
         return self in (Stage.DATA, Stage.TRAINING)
 
 
-class Defense(TrainingHook):
-    """Base of all defenses; a subclass sets ``stage``, ``Params`` and overrides its stage's hook
-    (training-stage defenses: any of the training loop's hooks; ``incompatible_with`` names the
-    defenses it cannot be stacked with)."""
+class Defense:
+    """What every defense shares: ``Params``, ``check`` and a citation. A defense subclasses one
+    of the four stage bases below (its stage comes from its class) and overrides that stage's
+    hook; ``inert`` marks ``none``, which acts at no stage."""
 
     name: ClassVar[str]
     stage: ClassVar[Stage]
     citation: ClassVar[str] = ""
-    label_only: ClassVar[bool] = False  # inference: the attacker is left with the top-1 label only
+    inert: ClassVar[bool] = False
 
     @dataclass(frozen=True)
     class Params:
@@ -52,15 +54,46 @@ class Defense(TrainingHook):
         """Refuse what a single range cannot express, e.g. more classes than the dataset has
         (raise ConfigError); ``num_classes`` is None when unknown before loading."""
 
+
+class DataDefense(Defense):
+    """Data stage: the target trains on a transformed copy of the private training set."""
+
+    stage = Stage.DATA
+
     def transform_data(self, split: Split, generator: torch.Generator) -> Split:
-        """Data stage: the private training set the target is trained on instead of ``split``."""
+        """The private training set the target is trained on instead of ``split``."""
         return split
 
+
+class TrainingDefense(Defense, TrainingHook):
+    """Training stage: any of the training loop's hooks (``incompatible_with`` names the
+    defenses it cannot be stacked with)."""
+
+    stage = Stage.TRAINING
+
+
+class OutputDefense(Defense):
+    """Inference stage: what the oracle returns instead of the probability vectors."""
+
+    stage = Stage.INFERENCE
+    label_only: ClassVar[bool] = False  # the attacker is left with the top-1 label only
+
     def transform_outputs(self, probs: Tensor, generator: torch.Generator) -> Tensor:
-        """Inference stage: what the oracle returns instead of the probability vectors ``probs``."""
+        """What the oracle returns instead of the probability vectors ``probs``."""
         return probs
 
+
+class AccessDefense(Defense):
+    """Access stage: a guard on the endpoint, one per cell (per client behind ``bench serve``)."""
+
+    stage = Stage.ACCESS
+
     def guard(self, calibration: Tensor, held_out: Tensor, generator: torch.Generator) -> AccessGuard:
-        """Access stage: the oracle guard for one cell; benign traffic to calibrate on (the
-        defender's training images) and to measure false positives on (held-out images)."""
-        raise NotImplementedError(f"defense '{self.name}' is not an access-stage defense")
+        """The oracle guard for one cell; benign traffic to calibrate on (the defender's training
+        images) and to measure false positives on (held-out images)."""
+        raise NotImplementedError(f"defense '{self.name}' gives no guard")
+
+    def wall_clock_rate(self) -> tuple[float, int] | None:
+        """``(per_minute, burst)`` where ``bench serve`` enforces this guard as a token bucket on
+        the wall clock instead of the grid's simulated one; None: it serves the grid's guard."""
+        return None

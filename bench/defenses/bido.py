@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bench.defenses.base import Defense, Stage
+from bench.defenses.base import TrainingDefense
 from bench.errors import ConfigError
 from bench.models.training import Batch
 from bench.params import param
@@ -31,11 +31,10 @@ def hsic(k: Tensor, l: Tensor) -> Tensor:  # noqa: E741  (the estimator's usual 
 
 
 @defense("bido")
-class BiDO(Defense):
+class BiDO(TrainingDefense):
     """Bilateral dependency optimisation: minimise the dependence between inputs and latent features,
     maximise it between features and labels, both measured with HSIC (Peng et al., KDD 2022)."""
 
-    stage = Stage.TRAINING
     citation = ("Peng, Liu, Zhang, Hu, Chen, Ye & Wang, KDD 2022, "
                 "'Bilateral Dependency Optimization: Defending Against Model-inversion Attacks'")
     incompatible_with = ("dp-sgd",)  # HSIC couples the samples of a batch: no per-sample gradient

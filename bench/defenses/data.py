@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.data.base import Split
-from bench.defenses.base import Defense, Stage
+from bench.defenses.base import DataDefense
 from bench.defenses.image_ops import gaussian_blur, pixelate, random_affine
 from bench.errors import ConfigError
 from bench.params import param
@@ -15,10 +15,9 @@ from bench.registry import defense
 
 
 @defense("blur")
-class Blur(Defense):
+class Blur(DataDefense):
     """Gaussian blur of every private training image (the anonymisation family)."""
 
-    stage = Stage.DATA
     citation = "anonymisation by blurring, e.g. McPherson et al. 2016, 'Defeating image obfuscation'"
 
     @dataclass(frozen=True)
@@ -30,10 +29,9 @@ class Blur(Defense):
 
 
 @defense("pixelate")
-class Pixelate(Defense):
+class Pixelate(DataDefense):
     """Mosaic of block×block tiles over every private training image."""
 
-    stage = Stage.DATA
     citation = "anonymisation by pixelation, e.g. McPherson et al. 2016, 'Defeating image obfuscation'"
 
     @dataclass(frozen=True)
@@ -45,10 +43,9 @@ class Pixelate(Defense):
 
 
 @defense("mask")
-class Mask(Defense):
+class Mask(DataDefense):
     """Black out a box of every private training image; the default band covers SynthFaces' eyes."""
 
-    stage = Stage.DATA
     citation = "region masking (e.g. eye bars) as in face de-identification practice"
 
     @dataclass(frozen=True)
@@ -74,12 +71,11 @@ class Mask(Defense):
 
 
 @defense("augment")
-class Augment(Defense):
+class Augment(DataDefense):
     """Adds augmented copies of the private training set: random shifts, small rotations,
     optional horizontal flips (only where the dataset allows: faces yes, digits no),
     brightness and noise jitter. ``strength`` scales them all."""
 
-    stage = Stage.DATA
     citation = "data augmentation as a regulariser against memorisation (e.g. Shorten & Khoshgoftaar 2019)"
 
     @dataclass(frozen=True)

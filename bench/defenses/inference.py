@@ -9,17 +9,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bench.defenses.base import Defense, Stage
+from bench.defenses.base import OutputDefense
 from bench.errors import ConfigError
 from bench.params import param
 from bench.registry import defense
 
 
 @defense("round")
-class Round(Defense):
+class Round(OutputDefense):
     """Round each confidence to ``decimals`` decimal places."""
 
-    stage = Stage.INFERENCE
     citation = "Fredrikson et al., CCS 2015 (rounding as a countermeasure)"
 
     @dataclass(frozen=True)
@@ -31,10 +30,9 @@ class Round(Defense):
 
 
 @defense("topk")
-class TopK(Defense):
+class TopK(OutputDefense):
     """Return only the ``k`` largest confidences; the rest are zero."""
 
-    stage = Stage.INFERENCE
     citation = "Shokri et al., S&P 2017 (restricting the prediction vector to top-k)"
 
     @dataclass(frozen=True)
@@ -54,10 +52,9 @@ class TopK(Defense):
 
 
 @defense("label-only")
-class LabelOnly(Defense):
+class LabelOnly(OutputDefense):
     """Return the one-hot top class: the attacker is left with labels only."""
 
-    stage = Stage.INFERENCE
     citation = "label-only APIs (Choquette-Choo et al., ICML 2021, 'Label-only membership inference')"
     label_only = True
 
@@ -66,10 +63,9 @@ class LabelOnly(Defense):
 
 
 @defense("noise")
-class Noise(Defense):
+class Noise(OutputDefense):
     """Add Gaussian or Laplace noise to the confidences, clip to [0, 1] and renormalise."""
 
-    stage = Stage.INFERENCE
     citation = "output perturbation (e.g. Jia et al., CCS 2019, 'MemGuard', in its simplest form)"
 
     @dataclass(frozen=True)
@@ -91,10 +87,9 @@ class Noise(Defense):
 
 
 @defense("bins")
-class Bins(Defense):
+class Bins(OutputDefense):
     """Report each confidence as the middle of its bucket (e.g. low / medium / high)."""
 
-    stage = Stage.INFERENCE
     citation = "coarse confidence buckets, as some prediction APIs return"
 
     @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.defenses.base import Defense, Stage
+from bench.defenses.base import TrainingDefense
 from bench.models.architectures import Classifier
 from bench.models.training import Batch
 from bench.params import param
@@ -35,11 +35,10 @@ class Bottleneck(nn.Module):
 
 
 @defense("mid")
-class MID(Defense):
+class MID(TrainingDefense):
     """Mutual-information regularisation: a variational information bottleneck before the classifier
     head, the loss adding beta times the KL bound on I(input; features) (Wang et al., AAAI 2021)."""
 
-    stage = Stage.TRAINING
     citation = "Wang, Gong, Xu & Tao, AAAI 2021, 'Improving Robustness to Model Inversion Attacks via Mutual Information Regularization'"
 
     @dataclass(frozen=True)

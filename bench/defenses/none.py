@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from bench.defenses.base import Defense, Stage
+from bench.defenses.base import OutputDefense
 from bench.registry import defense
 
 
 @defense("none")
-class NoDefense(Defense):
-    """No defense: the reference every other defense is measured against."""
+class NoDefense(OutputDefense):
+    """No defense: the reference every other defense is measured against. It passes the outputs
+    through unchanged, and a defense stack counts it at no stage (``inert``)."""
 
-    stage = Stage.INFERENCE
+    inert = True

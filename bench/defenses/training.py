@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.data.base import Split
-from bench.defenses.base import Defense, Stage
+from bench.defenses.base import TrainingDefense
 from bench.errors import ConfigError
 from bench.models.architectures import Classifier
 from bench.models.training import Batch, Loader, TrainingContext, TrainingPlan
@@ -23,10 +23,9 @@ DEFAULT_EPSILON = 8.0
 
 
 @defense("dropout")
-class Dropout(Defense):
+class Dropout(TrainingDefense):
     """Dropout on the target's penultimate features during training."""
 
-    stage = Stage.TRAINING
     citation = "Srivastava et al., JMLR 2014, 'Dropout'"
 
     @dataclass(frozen=True)
@@ -43,10 +42,9 @@ class Dropout(Defense):
 
 
 @defense("weight-decay")
-class WeightDecay(Defense):
+class WeightDecay(TrainingDefense):
     """L2 weight decay (Adam's ``weight_decay``)."""
 
-    stage = Stage.TRAINING
     citation = "L2 regularisation against memorisation (Shokri et al., S&P 2017)"
 
     @dataclass(frozen=True)
@@ -58,10 +56,9 @@ class WeightDecay(Defense):
 
 
 @defense("l1")
-class L1(Defense):
+class L1(TrainingDefense):
     """L1 penalty on all weights, added to the loss."""
 
-    stage = Stage.TRAINING
     citation = "sparsity regularisation (Tibshirani 1996, applied to network weights)"
     incompatible_with = ("dp-sgd",)  # a penalty on the weights is no per-sample gradient to clip
 
@@ -85,11 +82,10 @@ def smoothed_cross_entropy(logits: Tensor, y: Tensor, alpha: float) -> Tensor:
 
 
 @defense("label-smoothing")
-class LabelSmoothing(Defense):
+class LabelSmoothing(TrainingDefense):
     """Train against ``(1 - alpha) * onehot + alpha / K``. Struppek et al., ICLR 2024, "Be Careful
     What You Smooth For": positive alpha increases inversion leakage, negative alpha reduces it."""
 
-    stage = Stage.TRAINING
     citation = "Struppek, Hintersdorf & Kersting, ICLR 2024"
 
     @dataclass(frozen=True)
@@ -105,10 +101,9 @@ class LabelSmoothing(Defense):
 
 
 @defense("early-stop")
-class EarlyStop(Defense):
+class EarlyStop(TrainingDefense):
     """Train for ``epochs`` instead of the grid's epoch count: under- vs over-fitting."""
 
-    stage = Stage.TRAINING
     citation = "overfitting as the root of leakage (Yeom et al., CSF 2018)"
 
     @dataclass(frozen=True)
@@ -120,11 +115,10 @@ class EarlyStop(Defense):
 
 
 @defense("dp-sgd")
-class DPSGD(Defense):
+class DPSGD(TrainingDefense):
     """Differentially private training with Opacus: per-sample clipping, Gaussian noise, and the
     RDP accountant; the spent (epsilon, delta) goes into the tables. ``epsilon: inf`` is no privacy."""
 
-    stage = Stage.TRAINING
     citation = "Abadi et al., CCS 2016, 'Deep Learning with Differential Privacy'; Opacus (Yousefpour et al. 2021)"
     incompatible_with = ("l1", "bido")  # terms over weights or whole batches have no per-sample gradient
 

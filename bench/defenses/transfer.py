@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from bench.defenses.base import Defense, Stage
+from bench.defenses.base import TrainingDefense
 from bench.errors import DataError
 from bench.models.architectures import Classifier
 from bench.models.training import TrainingContext, TrainingPlan, fit
@@ -15,12 +15,11 @@ from bench.registry import defense
 
 
 @defense("transfer")
-class Transfer(Defense):
+class Transfer(TrainingDefense):
     """Pretrain the target on the public data, then freeze its first ``frozen`` feature layers and
     fine-tune only the rest on the private data (Ho et al., CVPR 2024, TL-DMI: the private data
     reaching only the later layers cuts what inversion recovers)."""
 
-    stage = Stage.TRAINING
     citation = "Ho, Vo, Ding, Wong, Xiao & Cheung, CVPR 2024, 'Model Inversion Robustness: Can Transfer Learning Help?'"
 
     @dataclass(frozen=True)

@@ -18,8 +18,6 @@ import torch
 from torch import Tensor, nn
 
 from bench.config import CellSpec, GridConfig, JobSpec
-from bench.defenses.access import RateLimit
-from bench.defenses.base import Stage
 from bench.errors import ConfigError
 from bench.experiment import load_data, output_transforms, train_target
 from bench.oracle import AccessGuard, OutputTransform, ThreatModel, defended_probabilities
@@ -90,19 +88,16 @@ def load_target(cell: CellSpec, cache_dir: str | Path, reproducible: bool = Fals
     for p in model.parameters():
         p.requires_grad_(False)
     g = generator(cell.seed, "guard")
-    rate, guards, names = None, [], []
-    for spec in cell.defenses:
-        if spec.cls.stage != Stage.ACCESS:
-            continue
-        names.append(spec.label)
-        defense = spec.build()
-        if isinstance(defense, RateLimit):
-            rate = (defense.params.per_minute, defense.params.burst)
+    rate, guards = None, []
+    for defense in cell.stack.guards:
+        served_rate = defense.wall_clock_rate()
+        if served_rate is not None:
+            rate = served_rate
         else:
             guards.append(defense.guard(splits.private_train.x, splits.private_test.x, g))
-    label_only = any(d.cls.label_only for d in cell.defenses)
+    label_only = cell.stack.label_only
     return ServedTarget(
         label=f"{job.label} · {cell.defense_label}", model=model, num_classes=splits.meta.num_classes,
         input_shape=tuple(splits.meta.shape), access=ThreatModel.LABEL_ONLY if label_only else ThreatModel.BLACK_BOX,
         transforms=output_transforms(cell, None if reproducible else torch.Generator().manual_seed(secrets.randbits(63))),
-        rate=rate, guards=guards, guard_names=names)
+        rate=rate, guards=guards, guard_names=cell.stack.guard_labels)
