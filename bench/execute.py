@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bench.results import stderr_to
+from bench.files import stderr_to
 
 
 def template(name: str) -> Path:

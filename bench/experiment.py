@@ -27,18 +27,20 @@ from torch import Tensor
 
 from bench.attacker.host import ATTACK_TIMEOUT, run_attack
 from bench.attacker.tasks import Inversion, Membership
-from bench.attacks.base import Attack, AttackRefused, AttackResult
+from bench.attacks.base import Attack, AttackRefused, AttackResult, InversionAttack
 from bench.attacks.latent import GenerativePrior
 from bench.attacks.membership import MembershipAttack, MembershipResult, Population
+from bench.cell_images import reconstruction_grid, sample_sheet
 from bench.config import CellSpec, JobSpec, SavedTarget, TrainSpec
 from bench.data.base import DataSplits
 from bench.defenses.base import TrainingDefense
 from bench.errors import ConfigError
+from bench.files import atomic_write_bytes, atomic_write_parquet
 from bench.judges import JudgePanel, train_evaluator, train_panel
 from bench.membership.challenge import challenge_set
 from bench.membership.metrics import membership_rows
 from bench.membership.shadow import ShadowRecipe
-from bench.metrics import extra_rows, panel_rows, reconstruction_rows, scalar_rows
+from bench.metrics import Judged, extra_rows, reconstruction_rows, scalar_rows
 from bench.metrics.identification import top_k_hits
 from bench.models import ArtifactCache, Classifier, TrainedModel, TrainingPlan, accuracy, build, fit
 from bench.models.architectures import parameter_count
@@ -47,9 +49,8 @@ from bench.models.saved import check_fits, file_digest, load_saved
 from bench.models.training import balanced_accuracy, plan_for
 from bench.oracle import BaseOracle, Oracle, ThreatModel, defended_probabilities
 from bench.provenance import code_fingerprint, code_version, required_fingerprint
-from bench.registry import load_plugin_files
-from bench.report.gallery import reconstruction_grid, sample_sheet
-from bench.results import ResultsDir, atomic_write_bytes, atomic_write_parquet
+from bench.registry import METRICS, load_plugin_files
+from bench.results import ResultsDir
 from bench.seeds import generator, stream_seed
 
 PRIOR_SEED = 20_000  # one generator prior per dataset, like the judge
@@ -196,7 +197,7 @@ def prepare(job: JobSpec, cache_dir: str | Path) -> JobContext:
                       train_panel(list(job.cells), splits, cache_dir))
 
 
-def prior_for(ctx: JobContext, attack: Attack) -> GenerativePrior | None:
+def prior_for(ctx: JobContext, attack: InversionAttack) -> GenerativePrior | None:
     """The generator prior for ``attack``, None if it searches none; refuses if the prior failed."""
     if not attack.uses_prior():
         return None
@@ -240,7 +241,7 @@ def build_oracle(ctx: JobContext, cell: CellSpec, attack: Attack) -> BaseOracle:
         access,
         num_classes=k,
         input_shape=ctx.splits.meta.shape,
-        budget=None if attack.budget is None else attack.budget * k,
+        budget=attack.budget_for(k),
         output_transforms=[] if white_box else output_transforms(cell),
         guards=guards,
     )
@@ -308,10 +309,7 @@ def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOu
     try:
         attack = cell.attack.build()
         oracle = build_oracle(ctx, cell, attack)
-        if isinstance(attack, MembershipAttack):
-            rows, fields = infer_membership(ctx, cell, attack, oracle, out)
-        else:
-            rows, fields = invert(ctx, cell, attack, oracle, out)
+        rows, fields = FAMILIES[attack.kind](ctx, cell, attack, oracle, out)
         guarded = {k: v for guard in oracle.guards for k, v in guard.report().items()}
         rows += scalar_rows({"queries": fields["queries"], "attack_seconds": fields["attack_seconds"], **utility,
                              **guarded})
@@ -328,30 +326,28 @@ def run_cell(ctx: JobContext, cell: CellSpec, results_dir: str | Path) -> CellOu
     return CellOutcome(cell, record["status"], record)
 
 
-def invert(ctx: JobContext, cell: CellSpec, attack: Attack, oracle: BaseOracle, out: Path
+def invert(ctx: JobContext, cell: CellSpec, attack: InversionAttack, oracle: BaseOracle, out: Path
            ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """An inversion cell: one reconstruction per identity, judged; its files, rows and record fields."""
-    targets = torch.arange(ctx.splits.meta.num_classes)
+    identities = torch.arange(ctx.splits.meta.num_classes)
     prior = prior_for(ctx, attack)
     public = ctx.splits.public.x
     attack.refuse(oracle, public, prior)  # before a process is started for it
-    task = Inversion(targets, public, prior, stream_seed(cell.seed, "attack"))
+    task = Inversion(identities, public, prior, stream_seed(cell.seed, "attack"))
     result = run_attack(attack, task, oracle, *white_box_grant(ctx, cell), timeout=ctx.attack_timeout)
     assert isinstance(result, AttackResult)
-    rows = reconstruction_rows(result.reconstructions, targets, ctx.splits, ctx.evaluator.model)
-    rows += extra_rows(result.extras, targets, ctx.evaluator.model)
-    if ctx.panel is not None:
-        rows += panel_rows(result.reconstructions, targets, ctx.evaluator.model,
-                           ctx.panel.open.model if ctx.panel.open is not None else None, ctx.panel.second.model)
-    trace = trace_table(result, targets, ctx.evaluator.model)
-    _write_cell_files(out, cell.labels(), result, trace, targets, ctx.splits)
+    panel = ctx.panel
+    rows = reconstruction_rows(Judged(result.reconstructions, identities, ctx.splits, ctx.evaluator.model,
+                                      panel.open.model if panel is not None and panel.open is not None else None,
+                                      panel.second.model if panel is not None else None))
+    rows += extra_rows(result.extras, identities, ctx.evaluator.model)
+    trace = trace_table(result, identities, ctx.evaluator.model)
+    _write_cell_files(out, cell.labels(), result, trace, identities, ctx.splits)
     if prior is not None:
         atomic_write_bytes(out / "prior_samples.png", sample_sheet(prior.generate(
             torch.randn(32, prior.latent_dim, generator=torch.Generator().manual_seed(PRIOR_SEED)))))
     return rows, {"queries": result.queries, "attack_seconds": result.seconds, "blocked": result.blocked,
-                  **{m: _all_value(rows, m) for m in ("acc@1", "acc@5", "ssim", "ssim_mean", "knn_acc@1", "acc@1:open",
-                                                      "acc@1:second", "judge_agreement")
-                     if any(r["metric"] == m for r in rows)}}
+                  **{r["metric"]: r["value"] for r in rows if r["target_class"] == "all"}}
 
 
 def white_box_grant(ctx: JobContext, cell: CellSpec) -> tuple[Classifier | None, tuple[str, ...]]:
@@ -406,6 +402,10 @@ def infer_membership(ctx: JobContext, cell: CellSpec, attack: MembershipAttack, 
         **{r["metric"]: r["value"] for r in rows if r["metric"] != "queries"}}
 
 
+FAMILIES: dict[str, Callable[..., tuple[list[dict[str, Any]], dict[str, Any]]]] = {
+    "inversion": invert, "membership": infer_membership}  # an attack family's cell, by its kind
+
+
 def run_job(job: JobSpec, results_dir: str | Path, cache_dir: str | Path, keep_stale: bool = False) -> list[CellOutcome]:
     """The whole job in this process (what the notebook does, without the notebook)."""
     todo = pending_cells(job, results_dir, keep_stale)
@@ -415,20 +415,20 @@ def run_job(job: JobSpec, results_dir: str | Path, cache_dir: str | Path, keep_s
     return [run_cell(ctx, cell, results_dir) for cell in todo]
 
 
-def trace_table(result: AttackResult, targets: Tensor, evaluator: Classifier) -> pd.DataFrame:
+def trace_table(result: AttackResult, identities: Tensor, evaluator: Classifier) -> pd.DataFrame:
     """Query efficiency: at each checkpoint, the queries spent and the evaluator's acc@1 of the
     reconstructions then (plus what the attacker saw, e.g. its mean target confidence)."""
-    rows = [{"queries": c.queries, "acc@1": float(top_k_hits(evaluator, c.reconstructions, targets, 1).sum()) / len(targets),
+    rows = [{"queries": c.queries, "acc@1": float(top_k_hits(evaluator, c.reconstructions, identities, 1).sum()) / len(identities),
              **c.info} for c in result.checkpoints]
     return pd.DataFrame(rows)
 
 
 def _write_cell_files(out: Path, labels: dict[str, Any], result: AttackResult, trace: pd.DataFrame,
-                      targets: torch.Tensor, splits: DataSplits) -> None:
+                      identities: torch.Tensor, splits: DataSplits) -> None:
     buf = io.BytesIO()
-    np.savez_compressed(buf, reconstructions=result.reconstructions.numpy(), targets=targets.numpy())
+    np.savez_compressed(buf, reconstructions=result.reconstructions.numpy(), targets=identities.numpy())
     atomic_write_bytes(out / "reconstructions.npz", buf.getvalue())
-    atomic_write_bytes(out / "grid.png", reconstruction_grid(result.reconstructions, targets, splits))
+    atomic_write_bytes(out / "grid.png", reconstruction_grid(result.reconstructions, identities, splits))
     if not trace.empty:
         atomic_write_parquet(trace.assign(**labels), out / "trace.parquet")
 
@@ -439,20 +439,15 @@ def _frame(labels: dict[str, Any], rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def _all_value(rows: list[dict[str, Any]], metric: str) -> float:
-    return next(r["value"] for r in rows if r["metric"] == metric and r["target_class"] == "all")
-
-
 def summary_line(outcome: CellOutcome) -> str:
     """One line per cell for the notebook and logs."""
     r = outcome.record
     head = f"{r['attack']} under {r['defense']}: {outcome.status}"
     if outcome.status != "done":
         return f"{head} — {r.get('error')}"
-    if r.get("kind") == "membership":
-        return (f"{head} — auc {r['auc']:.2f}, tpr@1%fpr {r['tpr@1%fpr']:.3f}, tpr@0.1%fpr {r['tpr@0.1%fpr']:.3f}, "
-                f"{r['members']}+{r['non_members']} challenge images (target gap {r['gap']:.2f}), {r['queries']} "
-                f"queries in {r['attack_seconds']:.1f} s")
-    judges = "".join(f", {m} {r[m]:.2f}" for m in ("acc@1:open", "acc@1:second") if m in r)
-    return (f"{head} — acc@1 {r['acc@1']:.2f}{judges}, ssim {r['ssim']:.2f}, ssim_mean {r['ssim_mean']:.2f}, "
-            f"{r['queries']} queries in {r['attack_seconds']:.1f} s")
+    kind = "membership" if r.get("kind") == "membership" else "inversion"
+    readings = ", ".join(f"{m.name} {r[m.name]:.{m.digits}f}" for m in METRICS.values()
+                         if m.kind == kind and m.summary and m.name in r)
+    if kind == "membership":
+        readings += f", {r['members']}+{r['non_members']} challenge images (target gap {r['gap']:.2f})"
+    return f"{head} — {readings}, {r['queries']} queries in {r['attack_seconds']:.1f} s"

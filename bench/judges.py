@@ -28,7 +28,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from bench.attacks.membership import MembershipAttack
 from bench.config import CellSpec, JobSpec
 from bench.data.base import DataSplits, Split
 from bench.metrics.identification import predictions
@@ -107,7 +106,7 @@ def public_halves(public: Split) -> tuple[Tensor, Tensor]:
 def train_panel(cells: list[CellSpec], splits: DataSplits, cache_dir: str | Path) -> JudgePanel | None:
     """The open-set judge (where the public data are other people) and the second judge, if any
     of ``cells`` reconstructs images (membership cells have nothing for a judge to read)."""
-    readers = [c for c in cells if not isinstance(c.attack.build(), MembershipAttack)]
+    readers = [c for c in cells if c.attack.cls.kind == "inversion"]
     if not readers:
         return None
     cell = readers[0]

@@ -2,7 +2,7 @@
 
 Plugins arrive three ways: built-ins register with a decorator when their package is
 imported, installed packages declare ``importlib.metadata`` entry points (groups
-``bench.attacks``, ``bench.defenses``, ``bench.datasets``), and ``--plugin FILE`` imports a
+``bench.attacks``, ``bench.defenses``, ``bench.datasets``, ``bench.metrics``), and ``--plugin FILE`` imports a
 file the user names. A plugin that fails to import or register is an error naming it.
 """
 
@@ -20,33 +20,44 @@ from typing import Any, Generic, TypeVar
 
 from bench.errors import ConfigError, PluginError
 
-T = TypeVar("T", bound=type)
+T = TypeVar("T")
 
 
 class Registry(Generic[T]):
     """Name -> class for one kind of plugin, filled lazily from built-ins and entry points."""
 
-    def __init__(self, kind: str, group: str, builtin_package: str) -> None:
+    def __init__(self, kind: str, group: str, builtin_package: str, admits: Callable[[Any], str | None] | None = None
+                 ) -> None:
         self.kind = kind
+        self.admits = admits  # why a class may not register here (None: it may)
         self.group = group
         self.builtin_package = builtin_package
         self._classes: dict[str, T] = {}
+        self._origins: dict[str, Any] = {}
         self._loaded = False
 
     def register(self, name: str) -> Callable[[T], T]:
         """Class decorator: ``@attack("mi-face")``."""
 
         def decorate(cls: T) -> T:
-            existing = self._classes.get(name)
-            if existing is not None and existing.__qualname__ != cls.__qualname__:
-                raise PluginError(
-                    f"{self.kind} '{name}' is registered twice: by {_origin(existing)} and by {_origin(cls)}"
-                )
+            refusal = self.admits(cls) if self.admits is not None else None
+            if refusal is not None:
+                raise PluginError(f"{self.kind} '{name}' ({_origin(cls)}): {refusal}")
+            self.add(name, cls)
             cls.name = name  # type: ignore[attr-defined]
-            self._classes[name] = cls
             return cls
 
         return decorate
+
+    def add(self, name: str, obj: T, origin: Any = None) -> None:
+        """Register ``obj`` as ``name``; ``origin`` (default ``obj``) is what defined it: the same
+        origin may register again (a module imported twice), another one may not."""
+        origin = obj if origin is None else origin
+        existing = self._origins.get(name)
+        if existing is not None and _identity(existing) != _identity(origin):
+            raise PluginError(f"{self.kind} '{name}' is registered twice: by {_origin(existing)} and by {_origin(origin)}")
+        self._classes[name] = obj
+        self._origins[name] = origin
 
     def get(self, name: str) -> T:
         """The class registered as ``name``; an unknown name lists the valid ones."""
@@ -65,6 +76,11 @@ class Registry(Generic[T]):
 
     def items(self) -> list[tuple[str, T]]:
         return [(n, self.get(n)) for n in self.names()]
+
+    def values(self) -> list[T]:
+        """Everything registered, in the order it was registered."""
+        self._ensure_loaded()
+        return list(self._classes.values())
 
     def _ensure_loaded(self) -> None:
         if self._loaded:
@@ -90,10 +106,18 @@ class Registry(Generic[T]):
                     )
 
 
-ATTACKS: Registry[type] = Registry("attack", "bench.attacks", "bench.attacks")
+def _attack_family(cls: type) -> str | None:
+    if getattr(cls, "kind", None) in ("inversion", "membership"):
+        return None
+    return ("an attack subclasses one family: InversionAttack (bench.attacks.base) or MembershipAttack "
+            "(bench.attacks.membership)")
+
+
+ATTACKS: Registry[type] = Registry("attack", "bench.attacks", "bench.attacks", _attack_family)
 DEFENSES: Registry[type] = Registry("defense", "bench.defenses", "bench.defenses")
 DATASETS: Registry[type] = Registry("dataset", "bench.datasets", "bench.data")
-REGISTRIES = {"attacks": ATTACKS, "defenses": DEFENSES, "datasets": DATASETS}
+METRICS: Registry[Any] = Registry("metric", "bench.metrics", "bench.metrics")  # bench.metrics.base.Metric
+REGISTRIES = {"attacks": ATTACKS, "defenses": DEFENSES, "datasets": DATASETS, "metrics": METRICS}
 
 attack = ATTACKS.register
 defense = DEFENSES.register
@@ -146,13 +170,21 @@ def load_plugin_file(path: str | Path) -> None:
     if all(len(r.names()) == counts[kind] for kind, r in REGISTRIES.items()):
         del sys.modules[module_name]
         raise PluginError(
-            f"plugin file {path} registered no attack, defense or dataset "
-            "(decorate a class with @attack(...), @defense(...) or @dataset(...) from bench.registry)"
+            f"plugin file {path} registered no attack, defense, dataset or metric (decorate a class with "
+            "@attack(...), @defense(...) or @dataset(...) from bench.registry, or a function with "
+            "@metric(...) from bench.metrics)"
         )
     _PLUGIN_FILES[module_name] = str(path)
 
 
-def _origin(cls: Any) -> str:
-    module = sys.modules.get(cls.__module__)
-    where = getattr(module, "__file__", None) or cls.__module__
-    return f"{cls.__qualname__} in {where}"
+def _identity(origin: Any) -> Any:
+    """A class or function is the same origin when its qualified name is; a declaration, when equal."""
+    return getattr(origin, "__qualname__", None) or origin
+
+
+def _origin(origin: Any) -> str:
+    if not hasattr(origin, "__qualname__"):
+        return repr(origin)
+    module = sys.modules.get(origin.__module__)
+    where = getattr(module, "__file__", None) or origin.__module__
+    return f"{origin.__qualname__} in {where}"

@@ -1,25 +1,22 @@
-"""The results folder: its layout, atomic writes, cell records, and the tidy tables.
+"""The results folder: its layout, cell records, and loading its tidy tables.
 
-Every file is written to a temporary name in its folder and renamed, so a grid killed at
-any moment leaves either the old file or the new one, never half of one. A cell is complete
+Every file is written atomically (``bench.files``), so a grid killed at any moment leaves
+either the old file or the new one, never half of one. A cell is complete
 when its ``record.json`` (written last) says ``done`` or ``refused`` — and, unless stale cells
 are kept on purpose, when the code that wrote it has the current fingerprint.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
 import re
-import sys
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from bench.files import atomic_write_json
 
 COMPLETE = ("done", "refused")
 LABEL_COLUMNS = ["cell_id", "job_id", "dataset", "target", "defense", "attack", "threat_model", "seed"]
@@ -30,54 +27,6 @@ TRACE_COLUMNS = [*LABEL_COLUMNS, "queries", "acc@1"]
 def slug(label: str) -> str:
     """A label made safe as one file-name component (no slashes, spaces or brackets)."""
     return re.sub(r"[^A-Za-z0-9_.=,+-]+", "-", label).strip("-.") or "unnamed"
-
-
-@contextlib.contextmanager
-def stderr_to(path: Path) -> Iterator[None]:
-    """Append this process's stderr — inherited by any kernel it starts — to the log ``path`` for a
-    while: a kernel's own log lines belong beside its notebook, not in the user's terminal."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(path, "ab") as log:
-        os.dup2(log.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; results are meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
-
-
-def atomic_write_table(df: pd.DataFrame, path_without_suffix: Path) -> None:
-    """``<path>.parquet`` and ``<path>.csv``, each atomically."""
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
-    atomic_write_bytes(path_without_suffix.with_suffix(".parquet"), buf.getvalue())
-    atomic_write_bytes(path_without_suffix.with_suffix(".csv"), df.to_csv(index=False).encode())
-
-
-def atomic_write_parquet(df: pd.DataFrame, path: Path) -> None:
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 class ResultsDir:
@@ -153,23 +102,6 @@ class ResultsDir:
         frames = [pd.read_parquet(p) for cid in cell_ids
                   if (p := self.cell_dir(cid) / "trace.parquet").exists() and self.is_complete(cid)]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TRACE_COLUMNS)
-
-    def write_tables(self, cell_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The grid's tables; the metrics gain each attack's ``lift`` over the no-inversion baseline,
-        and ``defenses`` is the measured defense table."""
-        from bench.metrics.lift import lift_rows
-        from bench.report.defense_table import DEFENSE_TABLE_COLUMNS, defense_table
-
-        cells = self.cells_table(cell_ids)
-        metrics = with_targets(self.metrics_table(cell_ids), cells)
-        if not cells.empty:
-            metrics = pd.concat([metrics, lift_rows(cells, metrics)], ignore_index=True)
-        atomic_write_table(cells, self.tables / "cells")
-        atomic_write_table(metrics, self.tables / "metrics")
-        atomic_write_table(with_targets(self.traces_table(cell_ids), cells), self.tables / "traces")
-        defenses = defense_table(cells, metrics) if not cells.empty else pd.DataFrame(columns=DEFENSE_TABLE_COLUMNS)
-        atomic_write_table(defenses, self.tables / "defenses")
-        return cells, metrics
 
 
 def with_targets(frame: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:

@@ -22,9 +22,11 @@ from bench.config import GridConfig, JobSpec
 from bench.errors import ConfigError
 from bench.execute import execute_notebook
 from bench.executors import run_dask, run_local
+from bench.files import atomic_write_json
 from bench.provenance import code_fingerprint, code_version, package_versions, required_fingerprint
 from bench.registry import load_plugin_files
-from bench.results import ResultsDir, atomic_write_json
+from bench.results import ResultsDir
+from bench.tables import write_tables
 
 KERNEL_NAME = "sieve"
 
@@ -137,7 +139,7 @@ def run_grid(
             runs.append(_job_run(outcome, job, results, started.isoformat(), current))
     _advance(bar, results, pending, since, initially_done)
     bar.close()
-    cells_df, _ = results.write_tables(cell_ids)
+    cells_df, _ = write_tables(results, cell_ids)
     statuses = cells_df["status"].value_counts().to_dict() if not cells_df.empty else {}
     failed = cells_df[cells_df["status"] == "failed"][["cell_id", "dataset", "target", "defense", "attack", "seed",
                                                             "error"]]

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from bench.attacks.base import AttackRefused
-from bench.attacks.membership import MembershipAttack, Population
+from bench.attacks.membership import Population
 from bench.config import parse_entry
 from bench.data.base import DataSplits, Split
 from bench.data.digits import Digits
@@ -61,8 +61,7 @@ def prior_fixture() -> GanPrior:
 
 
 def _oracle(model: Classifier, splits: DataSplits, threat: ThreatModel, budget: int | None) -> Oracle:
-    k = splits.meta.num_classes
-    return Oracle(model, threat, k, splits.meta.shape, budget=None if budget is None else budget * k)
+    return Oracle(model, threat, splits.meta.num_classes, splits.meta.shape, budget=budget)
 
 
 def _source(module: str) -> tuple[str, str] | None:
@@ -121,26 +120,26 @@ def check_attack(name: str, params: dict[str, Any] | None = None, seed: int = 0)
     spec = parse_entry({name: params or {}}, "attack", f"conformance of attack '{name}'")
     chain = _off_limits_import(spec.cls.__module__)
     assert chain is None, f"{name}: imports past the oracle ({chain}); attacks may not use {', '.join(_OFF_LIMITS)}"
-    if issubclass(spec.cls, MembershipAttack):
+    if spec.cls.kind == "membership":
         _check_membership(name, spec, seed)
         return
     splits, model = fixture()
-    targets = torch.arange(splits.meta.num_classes)
+    identities = torch.arange(splits.meta.num_classes)
     prior = prior_fixture() if spec.build().uses_prior() else None
     runs = []
     for _ in range(2):
         attack = spec.build()
-        oracle = _oracle(model, splits, attack.threat_model, attack.budget)
-        result = attack.execute(oracle, targets, splits.public.x, seed=seed, prior=prior)
-        assert result.reconstructions.shape == (len(targets), *splits.meta.shape), f"{name}: wrong shape"
+        oracle = _oracle(model, splits, attack.threat_model, attack.budget_for(len(identities)))
+        result = attack.execute(oracle, identities, splits.public.x, seed=seed, prior=prior)
+        assert result.reconstructions.shape == (len(identities), *splits.meta.shape), f"{name}: wrong shape"
         assert 0 <= float(result.reconstructions.min()) and float(result.reconstructions.max()) <= 1, f"{name}: range"
         assert result.queries == oracle.queries, f"{name}: result.queries differs from the oracle's count"
         if attack.budget is not None:
-            assert oracle.queries <= attack.budget * len(targets), f"{name}: spent more than its budget"
+            assert oracle.queries <= attack.budget_for(len(identities)), f"{name}: spent more than its budget"
         assert result.checkpoints and result.checkpoints[-1].queries <= result.queries, f"{name}: checkpoints"
         runs.append(result)
     assert torch.equal(runs[0].reconstructions, runs[1].reconstructions), f"{name}: not deterministic for a seed"
-    _check_refuses_weaker(name, spec, lambda a, o: a.execute(o, targets, splits.public.x, seed=seed, prior=prior))
+    _check_refuses_weaker(name, spec, lambda a, o: a.execute(o, identities, splits.public.x, seed=seed, prior=prior))
 
 
 def _check_membership(name: str, spec: Any, seed: int) -> None:
@@ -156,7 +155,7 @@ def _check_membership(name: str, spec: Any, seed: int) -> None:
         runs = []
         for _ in range(2):
             attack = spec.build()
-            oracle = _oracle(model, splits, attack.threat_model, attack.budget)
+            oracle = _oracle(model, splits, attack.threat_model, attack.budget_for(splits.meta.num_classes))
             result = attack.infer(oracle, x, y, population, shadows, seed=seed)
             assert result.scores.shape == (len(y),), f"{name}: needs one score per challenge image"
             assert result.queries == oracle.queries > 0, f"{name}: queries not counted by the oracle"
@@ -173,7 +172,7 @@ def _check_refuses_weaker(name: str, spec: Any, run: Callable[[Any, Oracle], obj
     if weaker is None:
         return
     splits, model = fixture()
-    oracle = _oracle(model, splits, weaker, attack.budget)
+    oracle = _oracle(model, splits, weaker, attack.budget_for(splits.meta.num_classes))
     try:
         run(attack, oracle)
     except AttackRefused:

@@ -14,7 +14,7 @@ from multiprocessing.connection import Connection
 import torch
 from torch import nn
 
-from bench.attacks.base import Attack, AttackResult
+from bench.attacks.base import AttackResult, InversionAttack
 from bench.oracle import ThreatModel
 from bench.params import param
 from bench.registry import attack
@@ -38,15 +38,15 @@ def frames_reach_private(frame):
     return False
 
 
-class Cheat(Attack):
+class Cheat(InversionAttack):
     threat_model = ThreatModel.LABEL_ONLY
 
     def cheat(self, oracle) -> bool:
         raise NotImplementedError
 
-    def run(self, oracle, targets, public, budget, rng):
+    def run(self, oracle, identities, public, rng):
         found = self.cheat(oracle)
-        x = torch.full((len(targets), *oracle.input_shape), 0.5)
+        x = torch.full((len(identities), *oracle.input_shape), 0.5)
         oracle.labels(x)
         self.checkpoint(oracle, x, found=float(found))
         return AttackResult(x)

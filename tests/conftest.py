@@ -43,3 +43,20 @@ def tiny_prior() -> torch.nn.Module:
     from bench.testing import prior_fixture
 
     return prior_fixture()
+
+
+@pytest.fixture
+def readme_plugin(tmp_path):
+    """Load the README's example plugin that starts with the comment ``marker`` (e.g. ``# my_attack.py``)
+    as ``--plugin`` loads a file."""
+    from pathlib import Path
+
+    from bench.registry import load_plugin_file
+
+    def load(marker: str) -> None:
+        readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+        code = readme.split(f"{marker}\n", 1)[1].split("```", 1)[0]
+        (tmp_path / marker[2:]).write_text(code)
+        load_plugin_file(tmp_path / marker[2:])
+
+    return load

@@ -16,6 +16,7 @@ from bench.models.training import build
 from bench.report import causes
 from bench.report.summary import summary_table
 from bench.results import ResultsDir
+from bench.tables import write_tables
 
 TWO_TARGETS = {
     "name": "two-targets",
@@ -77,7 +78,7 @@ def test_a_two_target_grid_trains_each_target_once_and_keeps_them_apart(tmp_path
         assert {o.status for o in outcomes} == {"done"}
     assert sorted(d for d in trained if d.startswith("target")) == ["target cnn(epochs=2,width=0.5)",
                                                                      "target mlp(epochs=3)"]
-    cells, metrics = ResultsDir(results).write_tables([c.cell_id for c in config.cells()])
+    cells, metrics = write_tables(ResultsDir(results), [c.cell_id for c in config.cells()])
     assert set(cells["target"]) == set(metrics["target"]) == {"mlp(epochs=3)", "cnn(epochs=2,width=0.5)"}
     params = cells.groupby("target")["target_params"].first()
     assert params["mlp(epochs=3)"] != params["cnn(epochs=2,width=0.5)"]
@@ -184,7 +185,8 @@ def test_serve_and_attack_pick_one_target_of_a_grid_by_label():
 
 
 def test_tables_written_before_targets_were_an_axis_gain_the_target_of_their_spec(tmp_path):
-    from bench.results import atomic_write_table, load_tables
+    from bench.files import atomic_write_table
+    from bench.results import load_tables
 
     spec = json.dumps({"target": {"model": "mlp", "epochs": 3}})
     cells = pd.DataFrame({"cell_id": ["a", "b"], "dataset": "digits", "defense": "none", "attack": "x", "seed": 0,

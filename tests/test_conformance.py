@@ -1,7 +1,9 @@
 """bench.testing over every built-in attack and defense (the same check plugin authors run)."""
 
 import pytest
+import torch
 
+from bench.oracle import ThreatModel
 from bench.registry import ATTACKS, DEFENSES
 from bench.testing import check_attack, check_defense
 
@@ -33,17 +35,13 @@ def test_builtin_defense_conforms(name):
 def test_conformance_catches_a_nondeterministic_attack():
     import random
 
-    import torch
+    from bench.attacks.base import AttackResult, InversionAttack
 
-    from bench.attacks.base import Attack, AttackResult
-    from bench.oracle import ThreatModel
-    from bench.registry import ATTACKS
-
-    class Sloppy(Attack):
+    class Sloppy(InversionAttack):
         threat_model = ThreatModel.BLACK_BOX
 
-        def run(self, oracle, targets, public, budget, rng):
-            x = torch.full((len(targets), *oracle.input_shape), random.random())  # unseeded: ignores rng
+        def run(self, oracle, identities, public, rng):
+            x = torch.full((len(identities), *oracle.input_shape), random.random())  # unseeded: ignores rng
             oracle.probabilities(x)
             self.checkpoint(oracle, x)
             return AttackResult(x)
@@ -56,29 +54,51 @@ def test_conformance_catches_a_nondeterministic_attack():
         ATTACKS._classes.pop("sloppy-test-only")
 
 
-def readme_plugin(tmp_path, marker: str) -> None:
-    """Load the README's example plugin that starts with the comment ``marker`` (e.g. ``# my_attack.py``)."""
-    from pathlib import Path
-
-    from bench.registry import load_plugin_file
-
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    code = readme.split(f"{marker}\n", 1)[1].split("```", 1)[0]
-    (tmp_path / marker[2:]).write_text(code)
-    load_plugin_file(tmp_path / marker[2:])
-
-
-def test_the_readme_attack_example_conforms(tmp_path):
-    readme_plugin(tmp_path, "# my_attack.py")
+def test_the_readme_attack_example_conforms(readme_plugin):
+    readme_plugin("# my_attack.py")
     check_attack("random-guess", {"budget": 50})
 
 
-def test_the_readme_training_defense_example_conforms(tmp_path):
-    readme_plugin(tmp_path, "# my_defense.py")
+def test_the_readme_training_defense_example_conforms(readme_plugin):
+    readme_plugin("# my_defense.py")
     check_defense("logit-penalty", {"weight": 0.1})
 
 
 
-def test_the_readme_output_defense_example_conforms(tmp_path):
-    readme_plugin(tmp_path, "# my_output_defense.py")
+def test_the_readme_output_defense_example_conforms(readme_plugin):
+    readme_plugin("# my_output_defense.py")
     check_defense("temperature", {"t": 2.0})
+
+
+def test_the_readme_data_defense_example_conforms(readme_plugin):
+    readme_plugin("# my_data_defense.py")
+    check_defense("posterize", {"levels": 4})
+
+
+def test_the_readme_access_defense_example_conforms_and_blocks(readme_plugin):
+    from bench.oracle import QueryBlocked
+    from bench.registry import DEFENSES
+
+    readme_plugin("# my_access_defense.py")
+    check_defense("query-cap", {"limit": 5})
+    guard = DEFENSES.get("query-cap")(DEFENSES.get("query-cap").Params(limit=5)).guard(None, None, None)
+    guard.admit(torch.zeros(5, 1, 8, 8), 0)
+    with pytest.raises(QueryBlocked):
+        guard.admit(torch.zeros(1, 1, 8, 8), 5)
+
+
+def test_the_readme_membership_attack_example_conforms(readme_plugin):
+    readme_plugin("# my_membership_attack.py")
+    check_attack("top-confidence")
+
+
+def test_an_attack_outside_both_families_is_refused_at_registration():
+    from bench.attacks.base import Attack
+    from bench.errors import PluginError
+    from bench.registry import attack
+
+    class Orphan(Attack):
+        threat_model = ThreatModel.BLACK_BOX
+
+    with pytest.raises(PluginError, match="InversionAttack .* or MembershipAttack"):
+        attack("orphan-test-only")(Orphan)

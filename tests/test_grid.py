@@ -25,15 +25,15 @@ attacks:
 
 BROKEN_PLUGIN = '''
 from dataclasses import dataclass
-from bench.attacks.base import Attack
+from bench.attacks.base import InversionAttack
 from bench.oracle import ThreatModel
 from bench.registry import attack
 
 @attack("explodes")
-class Explodes(Attack):
+class Explodes(InversionAttack):
     """Always fails: the grid must record it and go on."""
     threat_model = ThreatModel.BLACK_BOX
-    def run(self, oracle, targets, public, budget, rng):
+    def run(self, oracle, identities, public, rng):
         oracle.probabilities(public[:3])
         raise RuntimeError("boom in plugin")
 '''
@@ -223,7 +223,7 @@ def test_kernel_log_lines_go_to_the_job_log_not_the_terminal(tmp_path, capfd):
     import subprocess
     import sys
 
-    from bench.results import stderr_to
+    from bench.files import stderr_to
 
     with stderr_to(tmp_path / "kernel.log"):  # a started kernel inherits the redirected stderr
         subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('[IPKernelApp] WARNING | noise')"], check=True)

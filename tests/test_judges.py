@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 
 from bench.config import parse_config
 from bench.experiment import load_data

@@ -21,20 +21,20 @@ import pytest
 import torch
 from torch import Tensor
 
-from bench.data.base import DataSplits, Split
-from bench.errors import ConfigError
 from bench.attacks.base import AttackRefused
 from bench.attacks.membership import (
+    RMIA,
     LabelOnlyMIA,
     LiRA,
     LossThreshold,
-    RMIA,
     MembershipAttack,
     Population,
     Shadow,
     ShadowModel,
     ShadowTrainer,
 )
+from bench.data.base import DataSplits, Split
+from bench.errors import ConfigError
 from bench.membership.challenge import ChallengeSet, challenge_set
 from bench.membership.metrics import advantage, auc, membership_rows, roc_points, tpr_at_fpr
 from bench.membership.shadow import shadow_trainer
@@ -395,6 +395,7 @@ def test_membership_cells_run_in_the_job_beside_the_defenses(tmp_path):
     from bench.config import parse_config
     from bench.report import figures
     from bench.results import ResultsDir
+    from bench.tables import write_tables
 
     (job,) = parse_config(yaml.safe_load(JOB)).jobs()
     outcomes = {(o.cell.defense_label, o.cell.attack.name): o for o in ex.run_job(job, tmp_path / "r", tmp_path / "c")}
@@ -413,7 +414,7 @@ def test_membership_cells_run_in_the_job_beside_the_defenses(tmp_path):
     assert sorted((tmp_path / "c").glob("*.pt")) == sorted(shadows)  # shadows and target reloaded, none retrained
 
     results = ResultsDir(tmp_path / "r")
-    cells, metrics = results.write_tables([o.cell.cell_id for o in outcomes.values()])
+    cells, metrics = write_tables(results, [o.cell.cell_id for o in outcomes.values()])
     table = pd.read_parquet(results.tables / "defenses.parquet")
     mia = table[(table["defense"] == "label-only") & table["attack"].str.startswith("label-only-mia")]
     assert {"auc", "Δauc", "tpr@1%fpr", "Δtpr@1%fpr"} <= set(mia["metric"])

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from bench.data.base import DatasetMeta, DataSplits, Split
-from bench.metrics import PER_CLASS_METRICS, reconstruction_rows
+from bench.metrics import Judged, reconstruction_rows
 from bench.metrics.identification import feature_knn, top_k_hits
 from bench.metrics.similarity import PSNR_CAP, expected_best, psnr, ssim, ssims
 from bench.models.architectures import Classifier
@@ -66,9 +66,10 @@ def test_reconstruction_rows_margin_and_aggregate():
     s = tiny_splits()
     ev = flat_evaluator(torch.stack([torch.ones(49), -torch.ones(49)]))  # class 0 wins on any bright image
     recon = torch.stack([s.private_train.x[1], s.private_train.x[2]])  # exact training images
-    rows = reconstruction_rows(recon, torch.tensor([0, 1]), s, ev)
+    rows = reconstruction_rows(Judged(recon, torch.tensor([0, 1]), s, ev))
     value = {(r["target_class"], r["metric"]): r["value"] for r in rows}
-    assert {m for _, m in value} == set(PER_CLASS_METRICS)
+    assert {m for _, m in value} == {"acc@1", "acc@5", "knn_dist", "knn_acc@1", "ssim", "ssim_mean", "psnr",
+                                     "ssim_margin"}  # no open or second judge: their readings are absent
     assert value[("0", "acc@1")] == 1.0 and value[("1", "acc@1")] == 0.0 and value[("all", "acc@1")] == 0.5
     assert value[("0", "ssim")] == pytest.approx(1.0) and value[("1", "ssim")] == pytest.approx(1.0)
     assert value[("0", "knn_dist")] == pytest.approx(0.0, abs=1e-5)
@@ -89,7 +90,7 @@ def test_failing_metric_is_a_row_with_its_error():
             raise RuntimeError("judge crashed")
 
     ev = Broken(nn.Flatten(), 49, 2)
-    rows = reconstruction_rows(s.private_train.x[:2], torch.tensor([0, 1]), s, ev)
+    rows = reconstruction_rows(Judged(s.private_train.x[:2], torch.tensor([0, 1]), s, ev))
     acc = [r for r in rows if r["metric"] == "acc@1"]
     assert len(acc) == 3 and all(math.isnan(r["value"]) and "judge crashed" in r["error"] for r in acc)
     assert all(r["error"] is None for r in rows if r["metric"] == "ssim")
@@ -134,7 +135,7 @@ def test_similarity_is_scored_against_the_original_images_under_a_data_defense()
     assert torch.equal(splits.private_train.x, original.x)  # what the attacker is after, untouched
     assert not torch.equal(splits.target_train.x, original.x)  # what the target trained on: blurred
     recon, targets = original.x[:1], original.y[:1]
-    rows = reconstruction_rows(recon, targets, splits, flat_evaluator(torch.randn(10, 64)))
+    rows = reconstruction_rows(Judged(recon, targets, splits, flat_evaluator(torch.randn(10, 64))))
     value = {(r["target_class"], r["metric"]): r["value"] for r in rows}
     assert value[("all", "ssim")] == pytest.approx(1.0)
     assert value[("all", "psnr")] == PSNR_CAP
@@ -237,3 +238,28 @@ def test_defense_table_costs_what_an_honest_user_sees_per_attack_and_worst_case(
     assert table.loc[("round", "worst black-box", "acc@1"), "mean"] == pytest.approx(0.6)
     assert table.loc[("round", "worst black-box", "Δacc@1"), "mean"] == pytest.approx(-0.2)
     assert table.loc[("dp-sgd", user, "Δoracle_acc"), "stage"] == "training"
+
+
+def test_the_readme_metric_example_is_computed_and_summarised_in_its_direction(readme_plugin):
+    from bench.data.digits import Digits
+    from bench.metrics import Judged, reconstruction_rows
+    from bench.models import build
+    from bench.registry import METRICS
+    from bench.report.summary import summary_metrics
+
+    readme_plugin("# my_metric.py")
+    try:
+        declared = METRICS.get("pixel_dist")
+        assert not declared.higher_is_better and "pixel_dist" in summary_metrics()
+        splits = Digits().load()
+        judge = build("mlp", splits.meta.shape, splits.meta.num_classes, seed=0)
+        exact = torch.stack([splits.private_train.of_class(k)[0] for k in range(3)])
+        rows = reconstruction_rows(Judged(exact, torch.arange(3), splits, judge))
+        distance = {r["target_class"]: r["value"] for r in rows if r["metric"] == "pixel_dist"}
+        assert distance == {"0": 0.0, "1": 0.0, "2": 0.0, "all": 0.0}  # each is a private image itself
+        noisy = (exact + 0.3).clamp(0, 1)
+        rows = reconstruction_rows(Judged(noisy, torch.arange(3), splits, judge))
+        assert next(r["value"] for r in rows if r["metric"] == "pixel_dist" and r["target_class"] == "all") > 0.05
+    finally:
+        METRICS._classes.pop("pixel_dist", None)
+        METRICS._origins.pop("pixel_dist", None)

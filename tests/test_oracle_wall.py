@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.attacks.base import Attack, AttackResult
+from bench.attacks.base import AttackResult, InversionAttack
 from bench.oracle import AccessDenied, Oracle, OracleView, ThreatModel
 from bench.registry import ATTACKS, load_plugin_files
 from bench.testing import check_attack
@@ -50,15 +50,15 @@ def attribute(obj: object, name: str) -> object:
         return None
 
 
-class Cheat(Attack):
+class Cheat(InversionAttack):
     """Runs ``cheat(oracle)`` first, then a single honest query."""
 
     threat_model = ThreatModel.BLACK_BOX
     cheat = staticmethod(lambda oracle: None)
 
-    def run(self, oracle, targets, public, budget, rng):
+    def run(self, oracle, identities, public, rng):
         type(self).cheat(oracle)
-        x = torch.full((len(targets), *oracle.input_shape), 0.5)
+        x = torch.full((len(identities), *oracle.input_shape), 0.5)
         oracle.labels(x)
         return AttackResult(x)
 
@@ -166,17 +166,17 @@ def test_the_guards_are_out_of_reach_and_still_see_every_batch(tiny_target):
 
 PLUGIN = """
 import torch
-from bench.attacks.base import Attack, AttackResult
+from bench.attacks.base import AttackResult, InversionAttack
 from bench.oracle import ThreatModel
 from bench.registry import attack
 {cheat}
 
 @attack("{name}")
-class Importer(Attack):
+class Importer(InversionAttack):
     threat_model = ThreatModel.LABEL_ONLY
 
-    def run(self, oracle, targets, public, budget, rng):
-        return AttackResult(torch.zeros(len(targets), *oracle.input_shape))
+    def run(self, oracle, identities, public, rng):
+        return AttackResult(torch.zeros(len(identities), *oracle.input_shape))
 """
 
 

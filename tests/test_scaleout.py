@@ -89,12 +89,12 @@ def test_killed_grid_resumes_to_the_same_tables(local_tiny, tmp_path):
 PLUGIN_MODULE = '''
 from dataclasses import dataclass
 import torch
-from bench.attacks.base import Attack, AttackResult
+from bench.attacks.base import AttackResult, InversionAttack
 from bench.oracle import ThreatModel
 from bench.params import param
 
 
-class MeanOfPublic(Attack):
+class MeanOfPublic(InversionAttack):
     """Answers every identity with the mean public image the oracle labels as it."""
 
     threat_model = ThreatModel.LABEL_ONLY
@@ -104,11 +104,11 @@ class MeanOfPublic(Attack):
     class Params:
         budget: int = param(20, help="queries per identity", low=1)
 
-    def run(self, oracle, targets, public, budget, rng):
-        x = public[: budget * len(targets)]
+    def run(self, oracle, identities, public, rng):
+        x = public[: self.queries_per_identity(oracle) * len(identities)]
         labels = oracle.labels(x)
         out = torch.stack([x[labels == t].mean(0) if (labels == t).any() else torch.full(x.shape[1:], 0.5)
-                           for t in targets.tolist()])
+                           for t in identities.tolist()])
         self.checkpoint(oracle, out)
         return AttackResult(out)
 '''

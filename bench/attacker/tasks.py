@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from bench.attacker.errors import AttackFailed
-from bench.attacks.base import Attack, AttackResult, Checkpoint, check_reconstructions
+from bench.attacks.base import Attack, AttackResult, Checkpoint, InversionAttack, check_reconstructions
 from bench.attacks.latent import GenerativePrior
 from bench.attacks.membership import MembershipAttack, MembershipResult, Population
 from bench.membership.shadow import ShadowRecipe
@@ -35,7 +35,7 @@ class Inversion:
     prior: GenerativePrior | None
     seed: int
 
-    def run(self, attack: Attack, oracle: BaseOracle) -> Message:
+    def run(self, attack: InversionAttack, oracle: BaseOracle) -> Message:
         result = attack.execute(oracle, self.identities, self.public, self.seed, self.prior)
         arrays = {"reconstructions": result.reconstructions.numpy()}
         arrays.update({f"checkpoint.{i}": c.reconstructions.float().numpy() for i, c in enumerate(result.checkpoints)})

@@ -1,6 +1,12 @@
-"""The attack base class: plugins write ``run``; the base does the chores.
+"""The two attack families and the small base they share.
 
-``execute`` refuses an oracle that cannot serve the attack's threat model before any
+:class:`Attack` holds what every attack has: a threat model, parameters, a budget, and the
+refusal of a weaker oracle before any query. :class:`InversionAttack` reconstructs an image per
+identity; its sibling ``MembershipAttack`` (``bench.attacks.membership``) scores a challenge
+set. A plugin subclasses one family and writes ``run`` (or ``score``); the job dispatches on
+the family's ``kind``.
+
+``InversionAttack.execute`` refuses an oracle that cannot serve the attack's threat model before any
 query, times the run, stamps the oracle's query count, and checks the reconstructions'
 shape and range, so every attack's result means the same thing in the tables. ``run`` gets
 an :class:`~bench.oracle.OracleView`, never the Oracle: only what the threat model allows,
@@ -53,25 +59,21 @@ class AttackResult:
 
 @dataclass(frozen=True)
 class CheckpointParams:
-    """The checkpoint cadence a query-based attack's ``Params`` inherit (see ``Attack.checkpoint_due``)."""
+    """The checkpoint cadence a query-based attack's ``Params`` inherit (see ``InversionAttack.checkpoint_due``)."""
 
     checkpoint_every: int = param(50, help="queries per identity between checkpoints", low=1)
 
 
 class Attack:
-    """Base of all attacks. Subclasses set ``threat_model``, ``Params`` and write ``run``."""
+    """What both families share. Subclass :class:`InversionAttack` or ``MembershipAttack``."""
 
     name: ClassVar[str]
-    # what the attack is after: "inversion" (an image per identity) or "membership" (was this image trained on?)
-    kind: ClassVar[str] = "inversion"
+    kind: ClassVar[str]  # the family: "inversion" or "membership"
     threat_model: ClassVar[ThreatModel]
     # the weakest oracle the attack still runs against, in a variant of its own (None: ``threat_model``)
     least_access: ClassVar[ThreatModel | None] = None
-    needs_public_data: ClassVar[bool] = False
-    # a no-inversion reference: every other attack's lift is measured against it
+    # a reference that infers nothing: the family's other attacks are measured against it
     baseline: ClassVar[bool] = False
-    # searches the latent space of the generator prior the job trains on public data (``self.prior``)
-    needs_prior: ClassVar[bool] = False
 
     @dataclass(frozen=True)
     class Params:
@@ -79,13 +81,10 @@ class Attack:
 
     def __init__(self, params: Any = None) -> None:
         self.params = params if params is not None else self.Params()
-        self._checkpoints: list[Checkpoint] = []
-        self._identities = 1
-        self.prior: GenerativePrior | None = None
 
     def uses_prior(self) -> bool:
-        """Whether this attack, with these parameters, needs the generator prior."""
-        return self.needs_prior
+        """Whether the job must train the generator prior and grant it to this attack."""
+        return False
 
     @classmethod
     def weakest_access(cls) -> ThreatModel:
@@ -93,16 +92,52 @@ class Attack:
 
     @property
     def budget(self) -> int | None:
-        """Queries allowed per target identity (``None``: unlimited, only counted)."""
+        """Queries allowed per target identity (``None``: unlimited, only counted); the job gives
+        the oracle this budget, and the attack reads what is left from the oracle."""
         return getattr(self.params, "budget", None)
+
+    def budget_for(self, identities: int) -> int | None:
+        """The oracle's budget for a run over ``identities``: the per-identity budget times their number."""
+        return None if self.budget is None else self.budget * identities
 
     def check(self) -> None:
         """Refuse parameter combinations a single range cannot express (raise ConfigError)."""
 
-    def run(
-        self, oracle: OracleView, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
-    ) -> AttackResult:
+    def refuse_weaker(self, oracle: BaseOracle) -> None:
+        """Raise ``AttackRefused`` — before any query — when ``oracle`` serves less than the attack needs."""
+        if not oracle.threat_model.serves(self.weakest_access()):
+            raise AttackRefused(
+                f"attack '{self.name}' needs a {self.weakest_access().value} oracle; "
+                f"this cell's defenses leave only {oracle.threat_model.value} access"
+            )
+
+
+class InversionAttack(Attack):
+    """Base of inversion attacks. Subclasses set ``threat_model``, ``Params`` and write ``run``."""
+
+    kind = "inversion"
+    needs_public_data: ClassVar[bool] = False
+    # searches the latent space of the generator prior the job trains on public data (``self.prior``)
+    needs_prior: ClassVar[bool] = False
+
+    def __init__(self, params: Any = None) -> None:
+        super().__init__(params)
+        self._checkpoints: list[Checkpoint] = []
+        self._identities = 1
+        self.prior: GenerativePrior | None = None
+
+    def uses_prior(self) -> bool:
+        """Whether this attack, with these parameters, searches the generator prior."""
+        return self.needs_prior
+
+    def run(self, oracle: OracleView, identities: Tensor, public: Tensor | None, rng: torch.Generator) -> AttackResult:
         raise NotImplementedError
+
+    def queries_per_identity(self, oracle: OracleView) -> int:
+        """What is left of the oracle's budget, shared over the identities of this run."""
+        if oracle.remaining is None:
+            raise ValueError(f"attack '{self.name}' spends a query budget; its oracle has none")
+        return oracle.remaining // self._identities
 
     def checkpoint_due(self, oracle: OracleView, every: int) -> bool:
         """Whether ``every`` queries per identity were spent since the last checkpoint (or none was taken)."""
@@ -114,14 +149,6 @@ class Attack:
         """Record the current reconstructions (one per target identity) after the queries so far."""
         self._checkpoints.append(Checkpoint(oracle.queries, x.detach().clamp(0, 1).clone(), dict(info)))
 
-    def refuse_weaker(self, oracle: BaseOracle) -> None:
-        """Raise ``AttackRefused`` — before any query — when ``oracle`` serves less than the attack needs."""
-        if not oracle.threat_model.serves(self.weakest_access()):
-            raise AttackRefused(
-                f"attack '{self.name}' needs a {self.weakest_access().value} oracle; "
-                f"this cell's defenses leave only {oracle.threat_model.value} access"
-            )
-
     def refuse(self, oracle: BaseOracle, public: Tensor | None, prior: GenerativePrior | None) -> None:
         """Raise ``AttackRefused`` before any query: a weaker oracle, no public data, no prior."""
         self.refuse_weaker(oracle)
@@ -130,32 +157,35 @@ class Attack:
         if self.uses_prior() and prior is None:
             raise AttackRefused(f"attack '{self.name}' searches a generator prior and this cell has none")
 
-    def execute(self, oracle: BaseOracle, targets: Tensor, public: Tensor | None, seed: int,
+    def execute(self, oracle: BaseOracle, identities: Tensor, public: Tensor | None, seed: int,
                 prior: GenerativePrior | None = None) -> AttackResult:
-        """Run against ``oracle`` for every identity in ``targets``; refuse a wrong oracle up front.
+        """Run against ``oracle`` for every one of ``identities``; refuse a wrong oracle up front.
 
         The attack sees ``oracle`` only through an :class:`OracleView`, and the generator
-        ``prior`` (trained on public data by the job) as ``self.prior``."""
+        ``prior`` (trained on public data by the job) as ``self.prior``. An oracle without a
+        budget gets the attack's (the job's oracle has it already)."""
         self.refuse(oracle, public, prior)
+        if oracle.budget is None and self.budget is not None:
+            oracle.budget = oracle.queries + self.budget_for(len(identities))
         self.prior = prior
         rng = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         start_queries = oracle.queries
         view = OracleView(oracle)
         self._checkpoints = []
-        self._identities = len(targets)
+        self._identities = len(identities)
         start = time.perf_counter()
         try:
-            result = self.run(view, targets, public, self.budget, rng)
+            result = self.run(view, identities, public, rng)
         except QueryBlocked as exc:  # the attacker keeps its last checkpoint, or nothing (gray)
             if not self._checkpoints:
-                self._checkpoints.append(Checkpoint(oracle.queries, torch.full((len(targets), *oracle.input_shape), 0.5)))
+                self._checkpoints.append(Checkpoint(oracle.queries, torch.full((len(identities), *oracle.input_shape), 0.5)))
             result = AttackResult(self._checkpoints[-1].reconstructions, blocked=str(exc))
         if not self._checkpoints or self._checkpoints[-1].queries != oracle.queries:
             self.checkpoint(view, result.reconstructions)  # the trace always ends at the result
         result = dataclasses.replace(result, checkpoints=list(self._checkpoints))
         seconds = time.perf_counter() - start
-        x = check_reconstructions(self.name, result.reconstructions, (len(targets), *oracle.input_shape))
+        x = check_reconstructions(self.name, result.reconstructions, (len(identities), *oracle.input_shape))
         return dataclasses.replace(
             result, reconstructions=x.detach().float(), queries=oracle.queries - start_queries, seconds=seconds
         )

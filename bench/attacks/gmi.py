@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from bench.attacks.base import Attack, AttackResult
+from bench.attacks.base import AttackResult, InversionAttack
 from bench.attacks.latent import identity_loss, most_confident, random_latents
 from bench.oracle import OracleView, ThreatModel
 from bench.params import param
@@ -15,7 +15,7 @@ from bench.registry import attack
 
 
 @attack("gmi")
-class GMI(Attack):
+class GMI(InversionAttack):
     """Zhang, Jia, Pei, Wang, Li & Song, CVPR 2020, "The Secret Revealer: Generative
     Model-Inversion Attacks Against Deep Neural Networks".
 
@@ -40,14 +40,12 @@ class GMI(Attack):
         identity: float = param(100.0, help="weight of the target's cross-entropy against the realism term", low=0)
         clip: float = param(1.0, help="latent coordinates are clipped to [-clip, clip] (0: no clipping)", low=0)
 
-    def run(
-        self, oracle: OracleView, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
-    ) -> AttackResult:
+    def run(self, oracle: OracleView, identities: Tensor, public: Tensor | None, rng: torch.Generator) -> AttackResult:
         p = self.params
         prior = self.prior
         assert prior is not None
-        k, r = len(targets), p.restarts
-        labels = targets.repeat_interleave(r)
+        k, r = len(identities), p.restarts
+        labels = identities.repeat_interleave(r)
         z = self.clipped(random_latents(prior, k * r, rng)).requires_grad_(True)
         optimizer = torch.optim.SGD([z], lr=p.lr, momentum=p.momentum)
         for step in range(p.steps):
@@ -59,8 +57,8 @@ class GMI(Attack):
             with torch.no_grad():
                 z.copy_(self.clipped(z))
             if step % 25 == 0:
-                self.checkpoint(oracle, most_confident(oracle, prior.generate(z.detach()), targets, r)[0])
-        best, confidence = most_confident(oracle, prior.generate(z.detach()), targets, r)
+                self.checkpoint(oracle, most_confident(oracle, prior.generate(z.detach()), identities, r)[0])
+        best, confidence = most_confident(oracle, prior.generate(z.detach()), identities, r)
         self.checkpoint(oracle, best, confidence=float(confidence.mean()))
         return AttackResult(reconstructions=best)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from bench.attacks.base import Attack, AttackResult, CheckpointParams
+from bench.attacks.base import AttackResult, CheckpointParams, InversionAttack
 from bench.attacks.priors import INITS, initial_images
 from bench.oracle import OracleView, ThreatModel
 from bench.params import param
@@ -15,7 +15,7 @@ from bench.registry import attack
 
 
 @attack("hill-climb")
-class HillClimb(Attack):
+class HillClimb(InversionAttack):
     """Random-perturbation hill climbing on the target confidence (the baseline of
     Fredrikson et al. 2015's black-box setting; later black-box attacks are measured
     against it).
@@ -38,23 +38,21 @@ class HillClimb(Attack):
         init: str = param("public", help="starting images: a distinct public image or noise per identity, or one "
                                            "shared gray or black image", choices=INITS)
 
-    def run(
-        self, oracle: OracleView, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
-    ) -> AttackResult:
+    def run(self, oracle: OracleView, identities: Tensor, public: Tensor | None, rng: torch.Generator) -> AttackResult:
         p = self.params
-        k = len(targets)
+        per_identity = self.queries_per_identity(oracle)
+        k = len(identities)
         rows = torch.arange(k)
         x = initial_images(p.init, (k, *oracle.input_shape), rng, public)
-        best = oracle.probabilities(x)[rows, targets]
+        best = oracle.probabilities(x)[rows, identities]
         spent = 1
         self.checkpoint(oracle, x, confidence=float(best.mean()))
-        per_identity = budget if budget is not None else p.budget
         while spent < per_identity:
             n = min(p.population, per_identity - spent)
             noise = torch.randn((k, n, *oracle.input_shape), generator=rng) * p.sigma
             candidates = (x[:, None] + noise).clamp(0, 1)
             probs = oracle.probabilities(candidates.flatten(0, 1)).view(k, n, -1)
-            scores = probs[rows, :, targets]
+            scores = probs[rows, :, identities]
             top, arg = scores.max(dim=1)
             better = top > best
             x[better] = candidates[rows, arg][better]

@@ -8,14 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.attacks.base import Attack, AttackResult
+from bench.attacks.base import AttackResult, InversionAttack
 from bench.oracle import OracleView, ThreatModel
 from bench.params import param
 from bench.registry import attack
 
 
 @attack("inversion-net")
-class InversionNet(Attack):
+class InversionNet(InversionAttack):
     """Yang, Zhang, Chang & Liang, CCS 2019, "Neural Network Inversion in Adversarial Setting
     via Background Knowledge Alignment".
 
@@ -41,12 +41,10 @@ class InversionNet(Attack):
         top: int = param(1, help="returned vectors most confident in an identity averaged into the one decoded for it",
                          low=1)
 
-    def run(
-        self, oracle: OracleView, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
-    ) -> AttackResult:
+    def run(self, oracle: OracleView, identities: Tensor, public: Tensor | None, rng: torch.Generator) -> AttackResult:
         assert public is not None
         p = self.params
-        n = (budget if budget is not None else p.budget) * len(targets)
+        n = self.queries_per_identity(oracle) * len(identities)
         images = self.query_set(public, n, rng)
         vectors = torch.cat([oracle.probabilities(images[i : i + 512]) for i in range(0, len(images), 512)])
         k = oracle.num_classes
@@ -64,9 +62,9 @@ class InversionNet(Attack):
                 F.mse_loss(decoder(inputs[idx]), flat[idx]).backward()
                 optimizer.step()
         top = min(p.top, len(vectors))
-        wanted = torch.stack([inputs[vectors[:, t].topk(top).indices].mean(0) for t in targets.tolist()])
+        wanted = torch.stack([inputs[vectors[:, t].topk(top).indices].mean(0) for t in identities.tolist()])
         with torch.no_grad():
-            x = decoder(wanted).view(len(targets), *oracle.input_shape)
+            x = decoder(wanted).view(len(identities), *oracle.input_shape)
         return AttackResult(reconstructions=x)
 
     @staticmethod

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from bench.attacks.base import Attack, AttackResult
+from bench.attacks.base import AttackResult, InversionAttack
 from bench.attacks.latent import identity_loss, most_confident
 from bench.oracle import OracleView, ThreatModel
 from bench.params import param
@@ -15,7 +15,7 @@ from bench.registry import attack
 
 
 @attack("kedmi")
-class KEDMI(Attack):
+class KEDMI(InversionAttack):
     """Chen, Kahla, Jia, Wang & Jia, CVPR 2021, "Knowledge-Enriched Distributional Model
     Inversion Attacks" — its distributional recovery on the shared public-data prior (the
     paper also trains an inversion-specific GAN with the target's soft labels; not here).
@@ -40,17 +40,15 @@ class KEDMI(Attack):
         lr: float = param(0.02, help="Adam step size", low=0, low_open=True)
         identity: float = param(100.0, help="weight of the target's cross-entropy against the realism term", low=0)
 
-    def run(
-        self, oracle: OracleView, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
-    ) -> AttackResult:
+    def run(self, oracle: OracleView, identities: Tensor, public: Tensor | None, rng: torch.Generator) -> AttackResult:
         p = self.params
         prior = self.prior
         assert prior is not None
-        k, d = len(targets), prior.latent_dim
+        k, d = len(identities), prior.latent_dim
         mu = torch.randn((k, d), generator=rng).requires_grad_(True)
         log_sigma = torch.zeros((k, d), requires_grad=True)
         optimizer = torch.optim.Adam([mu, log_sigma], lr=p.lr)
-        labels = targets.repeat_interleave(p.draws)
+        labels = identities.repeat_interleave(p.draws)
         for step in range(p.steps):
             eps = torch.randn((k, p.draws, d), generator=rng)
             z = (mu[:, None] + log_sigma.exp()[:, None] * eps).flatten(0, 1)
@@ -64,7 +62,7 @@ class KEDMI(Attack):
         with torch.no_grad():
             eps = torch.randn((k, p.samples, d), generator=rng)
             draws = prior.generate((mu[:, None] + log_sigma.exp()[:, None] * eps).flatten(0, 1))
-            best, confidence = most_confident(oracle, draws, targets, p.samples)
+            best, confidence = most_confident(oracle, draws, identities, p.samples)
             mean = prior.generate(mu)
         self.checkpoint(oracle, best, confidence=float(confidence.mean()))
         return AttackResult(reconstructions=best, extras={"mean": mean, "samples": draws.view(k, p.samples, *best.shape[1:])})

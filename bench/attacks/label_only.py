@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from bench.attacks.base import Attack, AttackResult, CheckpointParams
+from bench.attacks.base import AttackResult, CheckpointParams, InversionAttack
 from bench.attacks.basis import BasisParams, ImageBasis, image_basis
 from bench.oracle import OracleView, ThreatModel
 from bench.params import param
@@ -16,7 +16,7 @@ from bench.registry import attack
 
 
 @attack("label-only")
-class LabelOnly(Attack):
+class LabelOnly(InversionAttack):
     """A CPU-scale BREP-MI (Kahla, Chen, Just & Jia, CVPR 2022, "Label-Only Model Inversion
     Attacks via Boundary Repulsion"), in a low-dimensional image ``basis``: the public data's
     principal components (default), the latent space of the generator prior as in the paper
@@ -50,16 +50,14 @@ class LabelOnly(Attack):
     def uses_prior(self) -> bool:
         return self.params.basis == "generator"
 
-    def run(
-        self, oracle: OracleView, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
-    ) -> AttackResult:
+    def run(self, oracle: OracleView, identities: Tensor, public: Tensor | None, rng: torch.Generator) -> AttackResult:
         p = self.params
-        k = len(targets)
-        total = (budget if budget is not None else p.budget) * k
+        k = len(identities)
+        total = self.queries_per_identity(oracle) * k
         basis = image_basis(self.name, p, oracle.input_shape, public, self.prior)
         image = lambda z: basis.decode(z).clamp(0, 1)  # noqa: E731
         z = torch.zeros((k, basis.dims))
-        found = self.starting_points(oracle, basis, z, targets, public, int(p.scan * total), rng)
+        found = self.starting_points(oracle, basis, z, identities, public, int(p.scan * total), rng)
         self.checkpoint(oracle, image(z), found=float(found.float().mean()))
         radius = torch.full((k,), p.radius)
         active = found.clone()
@@ -69,12 +67,12 @@ class LabelOnly(Attack):
             u = u / u.norm(dim=2, keepdim=True)
             r = (radius[idx] * math.sqrt(basis.dims)).view(-1, 1, 1)
             labels = oracle.labels(image(z[idx, None] + r * u).flatten(0, 1)).view(len(idx), p.points)
-            outside = (labels != targets[idx, None]).float()
+            outside = (labels != identities[idx, None]).float()
             inside_all = outside.sum(1) == 0
             away = -(outside[:, :, None] * u).sum(1)
             away = away / away.norm(dim=1, keepdim=True).clamp_min(1e-12)
             candidate = z[idx] + p.step * r.view(-1, 1) * away
-            stays = oracle.labels(image(candidate)) == targets[idx]  # never step out of the class
+            stays = oracle.labels(image(candidate)) == identities[idx]  # never step out of the class
             accept = stays & ~inside_all
             z[idx[accept]] = candidate[accept]
             radius[idx] = torch.where(inside_all, radius[idx] * p.growth,
@@ -85,16 +83,16 @@ class LabelOnly(Attack):
         self.checkpoint(oracle, image(z), radius=float(radius.mean()))
         return AttackResult(reconstructions=image(z))
 
-    def starting_points(self, oracle: OracleView, basis: ImageBasis, z: Tensor, targets: Tensor, public: Tensor | None,
+    def starting_points(self, oracle: OracleView, basis: ImageBasis, z: Tensor, identities: Tensor, public: Tensor | None,
                         scan: int, rng: torch.Generator) -> Tensor:
         """Set ``z`` to a point the oracle labels as each target — a public image's projection, or a
         latent draw in the generator's space; returns which were found."""
-        found = torch.zeros(len(targets), dtype=torch.bool)
+        found = torch.zeros(len(identities), dtype=torch.bool)
         pool = basis.candidates(public, scan, rng)
         for start in range(0, len(pool), 256):
             batch = pool[start : start + 256]
             labels = oracle.labels(basis.decode(batch).clamp(0, 1))
-            for i, t in enumerate(targets.tolist()):
+            for i, t in enumerate(identities.tolist()):
                 hit = (labels == t).nonzero()
                 if not found[i] and len(hit):
                     z[i] = batch[int(hit[0])]

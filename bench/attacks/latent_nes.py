@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from bench.attacks.base import Attack, AttackResult, CheckpointParams
+from bench.attacks.base import AttackResult, CheckpointParams, InversionAttack
 from bench.attacks.latent import GenerativePrior, random_latents
 from bench.attacks.nes import estimate_gradient
 from bench.attacks.priors import best_per_identity
@@ -17,7 +17,7 @@ from bench.registry import attack
 
 
 @attack("latent-nes")
-class LatentNES(Attack):
+class LatentNES(InversionAttack):
     """An, Tao, Xu, Liu, Wang, Shen & Zhang, NDSS 2022, "MIRROR: Model Inversion for Deep
     Learning Network with High Fidelity" (its black-box search, with NES in place of the
     genetic algorithm) in the latent space of the generator prior.
@@ -42,20 +42,18 @@ class LatentNES(Attack):
         lr: float = param(0.1, help="Adam step size", low=0, low_open=True)
         l2: float = param(0.5, help="Gaussian prior weight on the latent (mean squared coordinate)", low=0)
 
-    def run(
-        self, oracle: OracleView, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
-    ) -> AttackResult:
+    def run(self, oracle: OracleView, identities: Tensor, public: Tensor | None, rng: torch.Generator) -> AttackResult:
         p = self.params
         prior = self.prior
         assert prior is not None
-        k = len(targets)
+        k = len(identities)
         half = max(1, p.samples // 2)
-        per_identity = budget if budget is not None else p.budget
-        z = self.most_confident_draws(oracle, prior, targets, int(p.scan * per_identity) * k, rng).requires_grad_(True)
+        per_identity = self.queries_per_identity(oracle)
+        z = self.most_confident_draws(oracle, prior, identities, int(p.scan * per_identity) * k, rng).requires_grad_(True)
         optimizer = torch.optim.Adam([z], lr=p.lr)
         self.checkpoint(oracle, prior.generate(z.detach()))
         while (oracle.queries + 2 * half * k) <= per_identity * k:
-            grad, score = estimate_gradient(oracle, prior.generate, z.detach(), targets, half, p.sigma, rng)
+            grad, score = estimate_gradient(oracle, prior.generate, z.detach(), identities, half, p.sigma, rng)
             optimizer.zero_grad()
             (p.l2 * (z**2).mean(1)).sum().backward()
             with torch.no_grad():
@@ -66,13 +64,13 @@ class LatentNES(Attack):
         return AttackResult(reconstructions=prior.generate(z.detach()))
 
     @torch.no_grad()
-    def most_confident_draws(self, oracle: OracleView, prior: GenerativePrior, targets: Tensor, n: int,
+    def most_confident_draws(self, oracle: OracleView, prior: GenerativePrior, identities: Tensor, n: int,
                              rng: torch.Generator) -> Tensor:
         """Per identity, the latent among ``n`` random draws its target is most confident about
         (a random draw each when ``n`` is 0)."""
         if n == 0:
-            return random_latents(prior, len(targets), rng)
+            return random_latents(prior, len(identities), rng)
         latents = random_latents(prior, n, rng)
-        pick = best_per_identity(n, lambda rows: oracle.probabilities(prior.generate(latents[rows]))[:, targets],
-                                 len(targets), -1.0)
+        pick = best_per_identity(n, lambda rows: oracle.probabilities(prior.generate(latents[rows]))[:, identities],
+                                 len(identities), -1.0)
         return latents[pick].clone()

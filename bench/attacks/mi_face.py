@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bench.attacks.base import Attack, AttackResult
+from bench.attacks.base import AttackResult, InversionAttack
 from bench.attacks.basis import BasisParams, image_basis
 from bench.attacks.priors import initial_images, total_variation
 from bench.oracle import OracleView, ThreatModel
@@ -17,7 +17,7 @@ from bench.registry import attack
 
 
 @attack("mi-face")
-class MIFace(Attack):
+class MIFace(InversionAttack):
     """Fredrikson, Jha & Ristenpart, CCS 2015, "Model Inversion Attacks that Exploit
     Confidence Information and Basic Countermeasures".
 
@@ -46,11 +46,9 @@ class MIFace(Attack):
         basis: str = param("pixel", help="search space: pixels (the paper), public-data principal components, or a "
                            "coarse grid", choices=("pixel", "pca", "lowres"))
 
-    def run(
-        self, oracle: OracleView, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
-    ) -> AttackResult:
+    def run(self, oracle: OracleView, identities: Tensor, public: Tensor | None, rng: torch.Generator) -> AttackResult:
         p = self.params
-        k = len(targets)
+        k = len(identities)
         basis = image_basis(self.name, p, oracle.input_shape, public)
         start = torch.zeros((k, basis.dims)) if p.init == "mean" else basis.encode(
             initial_images(p.init, (k, *oracle.input_shape), rng))
@@ -65,7 +63,7 @@ class MIFace(Attack):
             if len(idx) == 0:
                 break
             xa = basis.decode(z if len(idx) == k else z[idx]).clamp(0, 1)
-            logp = F.log_softmax(oracle.logits(xa), dim=1).gather(1, targets[idx, None]).squeeze(1)
+            logp = F.log_softmax(oracle.logits(xa), dim=1).gather(1, identities[idx, None]).squeeze(1)
             confidence = logp.exp()
             cost = -logp if p.loss == "ce" else 1 - confidence
             if p.tv > 0:

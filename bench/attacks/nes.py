@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from bench.attacks.base import Attack, AttackResult, CheckpointParams
+from bench.attacks.base import AttackResult, CheckpointParams, InversionAttack
 from bench.attacks.basis import BasisParams, ImageBasis, image_basis
 from bench.attacks.priors import initial_images, total_variation
 from bench.oracle import OracleView, ThreatModel
@@ -17,7 +17,7 @@ from bench.registry import attack
 
 
 @attack("nes")
-class NES(Attack):
+class NES(InversionAttack):
     """Natural-evolution-strategies gradient estimation (Wierstra et al. 2014; as a black-box
     attack: Ilyas et al., ICML 2018) applied to MI-Face's objective.
 
@@ -47,20 +47,18 @@ class NES(Attack):
                                          "image (projected onto the basis), or the basis' mean shared by all",
                           choices=("public", "noise", "mean"))
 
-    def run(
-        self, oracle: OracleView, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
-    ) -> AttackResult:
+    def run(self, oracle: OracleView, identities: Tensor, public: Tensor | None, rng: torch.Generator) -> AttackResult:
         p = self.params
-        k = len(targets)
+        k = len(identities)
         half = max(1, p.samples // 2)
         basis = image_basis(self.name, p, oracle.input_shape, public)
         z = self.start(basis, k, oracle.input_shape, public, rng).requires_grad_(True)
         optimizer = torch.optim.Adam([z], lr=p.lr)
-        per_identity = budget if budget is not None else p.budget
+        per_identity = self.queries_per_identity(oracle)
         spent = 0
         self.checkpoint(oracle, basis.decode(z))
         while spent + 2 * half <= per_identity:
-            grad, score = estimate_gradient(oracle, basis.decode, z.detach(), targets, half, p.sigma, rng)
+            grad, score = estimate_gradient(oracle, basis.decode, z.detach(), identities, half, p.sigma, rng)
             optimizer.zero_grad()
             x = basis.decode(z)
             prior = p.tv * total_variation(x) + p.l2 * (z**2).mean(1)
@@ -82,7 +80,7 @@ class NES(Attack):
 
 
 @torch.no_grad()
-def estimate_gradient(oracle: OracleView, decode: Callable[[Tensor], Tensor], z: Tensor, targets: Tensor, half: int,
+def estimate_gradient(oracle: OracleView, decode: Callable[[Tensor], Tensor], z: Tensor, identities: Tensor, half: int,
                       sigma: float, rng: torch.Generator) -> tuple[Tensor, Tensor]:
     """The antithetic NES estimate of each identity's gradient of log p_target(decode(z)) in
     ``z`` (K×d) from ``2·half`` probes per identity, and the probes' log-confidences (K×2·half)."""
@@ -90,6 +88,6 @@ def estimate_gradient(oracle: OracleView, decode: Callable[[Tensor], Tensor], z:
     u = torch.randn((k, half, d), generator=rng)
     probes = torch.cat([z[:, None] + sigma * u, z[:, None] - sigma * u], dim=1)
     probs = oracle.probabilities(decode(probes.flatten(0, 1)).clamp(0, 1)).view(k, 2 * half, -1)
-    score = probs[torch.arange(k), :, targets].clamp_min(1e-6).log()
+    score = probs[torch.arange(k), :, identities].clamp_min(1e-6).log()
     diff = (score[:, :half] - score[:, half:])[..., None]
     return (diff * u).mean(dim=1) / (2 * sigma), score

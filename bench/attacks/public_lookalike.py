@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from bench.attacks.base import Attack, AttackResult
+from bench.attacks.base import AttackResult, InversionAttack
 from bench.attacks.priors import best_per_identity
 from bench.oracle import OracleView, ThreatModel
 from bench.params import param
@@ -15,7 +15,7 @@ from bench.registry import attack
 
 
 @attack("public-lookalike")
-class PublicLookalike(Attack):
+class PublicLookalike(InversionAttack):
     """The baseline every attack's lift is measured against: per identity, the public image the target finds most like it.
 
     Black-box: query public images (in a seeded random order, up to the budget) and keep, per
@@ -35,23 +35,21 @@ class PublicLookalike(Attack):
     class Params:
         budget: int = param(100, help="queries per target identity, spent on distinct public images", low=1)
 
-    def run(
-        self, oracle: OracleView, targets: Tensor, public: Tensor | None, budget: int | None, rng: torch.Generator
-    ) -> AttackResult:
+    def run(self, oracle: OracleView, identities: Tensor, public: Tensor | None, rng: torch.Generator) -> AttackResult:
         assert public is not None
-        n = min(len(public), (budget if budget is not None else self.params.budget) * len(targets))
+        n = min(len(public), self.queries_per_identity(oracle) * len(identities))
         pool = public[torch.randperm(len(public), generator=rng)[:n]]
         scored = oracle.threat_model.serves(ThreatModel.BLACK_BOX)
 
         def scores(rows: slice) -> Tensor:  # batch × identities; under labels only a hit counts
             if scored:
-                return oracle.probabilities(pool[rows])[:, targets]
-            return (oracle.labels(pool[rows])[:, None] == targets[None, :]).float()
+                return oracle.probabilities(pool[rows])[:, identities]
+            return (oracle.labels(pool[rows])[:, None] == identities[None, :]).float()
 
         def checkpoint(pick: Tensor) -> None:
             self.checkpoint(oracle, self._images(pool, pick), found=float((pick >= 0).float().mean()))
 
-        pick = best_per_identity(n, scores, len(targets), -1.0 if scored else 0.0, checkpoint)
+        pick = best_per_identity(n, scores, len(identities), -1.0 if scored else 0.0, checkpoint)
         return AttackResult(reconstructions=self._images(pool, pick))
 
     @staticmethod

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.metrics.base import rows_of
 
 LIFTS = {"acc@1": "lift", "acc@1:open": "lift:open", "acc@1:second": "lift:second"}  # judge's reading -> its lift
 
@@ -27,7 +28,7 @@ def lift_rows(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
 
 def judge_lift_rows(cells: pd.DataFrame, metrics: pd.DataFrame, reading: str, name: str) -> pd.DataFrame:
     """Rows ``name``: each cell's ``reading`` minus its baseline's."""
-    acc = metrics[(metrics["metric"] == reading) & (metrics["target_class"] == "all")]
+    acc = rows_of(metrics, reading)
     if acc.empty or "attack" not in cells:
         return metrics.iloc[0:0]
     done = cells[cells["status"] == "done"].merge(acc[["cell_id", "value"]], on="cell_id")

@@ -21,9 +21,8 @@ import torch
 from filelock import FileLock
 from torch import nn
 
+from bench.files import atomic_write_bytes
 from bench.provenance import ARTIFACT_SOURCES, code_fingerprint
-from bench.results import atomic_write_bytes
-
 
 M = TypeVar("M", bound=nn.Module)
 

@@ -12,7 +12,7 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
 from bench.execute import execute_notebook
-from bench.results import atomic_write_bytes
+from bench.files import atomic_write_bytes
 
 
 def emit(drawn: tuple[Figure | None, str | None], results_dir: str | Path, name: str) -> None:

@@ -29,6 +29,7 @@ import pandas as pd
 import seaborn as sns
 from scipy import stats
 
+from bench.metrics.base import rows_of
 from bench.report.figures import CI, Drawn
 from bench.report.stats import MIN_SEEDS, mean_ci
 
@@ -95,7 +96,7 @@ def _studied(points: pd.DataFrame, column: str, least: int) -> pd.DataFrame:
 
 
 def _cell_values(metrics: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
-    rows = metrics[(metrics["target_class"] == "all") & metrics["metric"].isin(names)]
+    rows = rows_of(metrics, *names)
     return rows.pivot_table(index="cell_id", columns="metric", values="value").reset_index()
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.metrics.base import decimals, rows_of
+from bench.registry import METRICS
 from bench.report.stats import formatted as fmt
 from bench.report.stats import mean_ci
 
@@ -27,7 +29,7 @@ def defense_table(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     if done.empty or "none" not in set(done["defense"]):
         return pd.DataFrame(columns=DEFENSE_TABLE_COLUMNS)
     membership = set(cells.loc[cells["kind"] == "membership", "attack"]) if "kind" in cells else set()
-    alls = metrics[(metrics["target_class"] == "all")]
+    alls = rows_of(metrics, "acc@1", "queries", *MEMBERSHIP_METRICS)
     acc = _wide(alls[~alls["attack"].isin(membership)], ["acc@1", "queries"])
     mia = _wide(alls[alls["attack"].isin(membership)], list(MEMBERSHIP_METRICS))
     baselines = set(cells.loc[cells["baseline"].fillna(False).astype(bool), "attack"]) if "baseline" in cells else set()
@@ -78,7 +80,7 @@ def formatted(table: pd.DataFrame) -> pd.DataFrame:
     """Wide, readable: one row per dataset × target × defense × attack, 'mean ± ci' per column."""
     if table.empty:
         return table
-    text = table.assign(text=[fmt(m, h, signed=metric.startswith("Δ"), digits=0 if metric == "Δqueries" else 2)
+    text = table.assign(text=[fmt(m, h, signed=metric.startswith("Δ"), digits=decimals(metric.removeprefix("Δ")))
                               for m, h, metric in zip(table["mean"], table["ci95"], table["metric"])])
     wide = text.pivot_table(index=[*SETTING, "stage", "defense", "attack"], columns="metric", values="text",
                             aggfunc="first")
@@ -88,10 +90,11 @@ def formatted(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _worst_cases(acc: pd.DataFrame, baselines: set[str]) -> pd.DataFrame:
-    """Per dataset × target × defense × seed and threat model: the highest acc@1 over the inversion
-    attacks (the no-inversion baselines left out)."""
+    """Per dataset × target × defense × seed and threat model: the best acc@1 over the inversion
+    attacks, in the metric's declared direction (the no-inversion baselines left out)."""
     attacks = acc[~acc["attack"].isin(baselines)]
-    worst = attacks.groupby([*SETTING, "defense", "threat_model", "seed"])["acc@1"].max().reset_index()
+    most = "max" if METRICS.get("acc@1").higher_is_better else "min"
+    worst = attacks.groupby([*SETTING, "defense", "threat_model", "seed"])["acc@1"].agg(most).reset_index()
     return worst.assign(attack="worst " + worst["threat_model"])
 
 

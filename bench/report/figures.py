@@ -20,6 +20,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from bench.membership.metrics import roc_points  # noqa: E402
+from bench.metrics.base import rows_of  # noqa: E402
 from bench.report.gallery import show  # noqa: E402
 from bench.report.stats import mean_ci, t_interval  # noqa: E402
 from bench.results import ResultsDir  # noqa: E402
@@ -38,10 +39,6 @@ def with_setting(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _per_class(metrics: pd.DataFrame, metric: str) -> pd.DataFrame:
     return metrics[(metrics["metric"] == metric) & (metrics["target_class"] != "all")]
-
-
-def _cell_level(metrics: pd.DataFrame, metric: str) -> pd.DataFrame:
-    return metrics[(metrics["metric"] == metric) & (metrics["target_class"] == "all")]
 
 
 def gallery(results_dir: str | Path, cells: pd.DataFrame, dataset: str, max_identities: int = 10) -> Drawn:
@@ -78,7 +75,7 @@ def gallery(results_dir: str | Path, cells: pd.DataFrame, dataset: str, max_iden
 
 def leak_heatmap(metrics: pd.DataFrame, cells: pd.DataFrame, metric: str = "acc@1") -> Drawn:
     """acc@1 (or lift) by attack × defense, per dataset and target (mean over seeds), titled with the judge."""
-    data = _cell_level(metrics, metric)
+    data = rows_of(metrics, metric)
     if data.empty:
         return None, f"no {metric} rows" + (" (the grid has no public-lookalike baseline)" if metric == "lift" else "")
     data = with_setting(data)
@@ -100,7 +97,7 @@ def leak_heatmap(metrics: pd.DataFrame, cells: pd.DataFrame, metric: str = "acc@
 
 def privacy_utility(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
     """Target test accuracy against attack acc@1, one point per defense, per attack and dataset."""
-    acc = _cell_level(metrics, "acc@1").merge(cells[["cell_id", "oracle_acc"]], on="cell_id")
+    acc = rows_of(metrics, "acc@1").merge(cells[["cell_id", "oracle_acc"]], on="cell_id")
     if acc["defense"].nunique() < 2:
         return None, "needs at least two defenses"
     acc = with_setting(acc.assign(family=acc["defense"].str.split("(").str[0]))
@@ -143,7 +140,7 @@ def dp_sweep(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
     dp = cells[cells["epsilon"].notna() & np.isfinite(cells["epsilon"].astype(float))]
     if dp["defense"].nunique() < 2:
         return None, "needs DP-SGD at two or more epsilons"
-    acc = _cell_level(metrics, "acc@1").merge(dp[["cell_id", "epsilon", "test_acc"]], on="cell_id")
+    acc = rows_of(metrics, "acc@1").merge(dp[["cell_id", "epsilon", "test_acc"]], on="cell_id")
     if acc.empty:
         return None, "no inversion attack on a DP-SGD target"
     acc = with_setting(acc)
@@ -193,7 +190,7 @@ def leak_map(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
     baselines = set(cells.loc[cells["baseline"].fillna(False).astype(bool), "attack"]) if "baseline" in cells else set()
     best = {}
     for metric in (inversion, "tpr@1%fpr"):
-        rows = with_setting(_cell_level(metrics, metric))
+        rows = with_setting(rows_of(metrics, metric))
         rows = rows[~rows["attack"].isin(baselines)]
         best[metric] = rows.groupby(["setting", "defense", "seed"])["value"].max()
     joined = pd.concat(best, axis=1).dropna().reset_index()

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.metrics.base import decimals, rows_of
+from bench.registry import METRICS
 from bench.report.stats import formatted, mean_ci
 
-SUMMARY_METRICS = ("acc@1", "lift", "acc@1:open", "lift:open", "acc@1:second", "judge_agreement", "knn_acc@1",
-                   "ssim_margin", "auc", "tpr@1%fpr", "tpr@0.1%fpr", "gap", "queries", "oracle_acc")
 KEYS = ["dataset", "target", "defense", "attack"]
 
 
+def summary_metrics() -> tuple[str, ...]:
+    """The summary's columns: every declared metric that asks for one, in declaration order."""
+    return tuple(m.name for m in METRICS.values() if m.summary)
+
+
 def summary_table(cells: pd.DataFrame, metrics: pd.DataFrame,
-                  metric_names: tuple[str, ...] = SUMMARY_METRICS) -> pd.DataFrame:
+                  metric_names: tuple[str, ...] | None = None) -> pd.DataFrame:
     """One row per dataset × target × defense × attack: 'mean ± ci' over seeds of each cell's value
     (its mean over identities); 'refused' where every seed's cell was refused. ``gap`` is the
     target's train–test accuracy gap, which caps every membership attack: it stands beside each AUC."""
-    rows = metrics[(metrics["target_class"] == "all") & metrics["metric"].isin(metric_names)]
+    metric_names = summary_metrics() if metric_names is None else metric_names
+    rows = rows_of(metrics, *metric_names)
     if "gap" in metric_names and "gap" in cells and not cells.empty:
         gaps = cells.dropna(subset=["gap"])[[*KEYS, "seed", "gap"]].rename(columns={"gap": "value"})
         rows = pd.concat([rows, gaps.assign(metric="gap", target_class="all")], ignore_index=True)
@@ -24,7 +30,7 @@ def summary_table(cells: pd.DataFrame, metrics: pd.DataFrame,
     for (*key, metric), group in rows.groupby([*KEYS, "metric"], sort=True):
         mean, half = mean_ci(group.groupby("seed")["value"].mean())
         out.append({**dict(zip(KEYS, key)), "metric": metric,
-                    "text": formatted(mean, half, {"queries": 0, "tpr@1%fpr": 3, "tpr@0.1%fpr": 3}.get(metric, 2))})
+                    "text": formatted(mean, half, decimals(metric))})
     table = pd.DataFrame(out, columns=[*KEYS, "metric", "text"])
     table = table.pivot(index=KEYS, columns="metric", values="text") if out else pd.DataFrame()
     refused = _all_refused(cells)
@@ -55,12 +61,12 @@ def judge_table(cells: pd.DataFrame) -> pd.DataFrame:
 def best_attacks(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     """Per dataset, target and defense, the attack that recovered most (mean acc@1 over seeds), its
     lift over the no-inversion baseline, and the test accuracy an honest user gets through the outputs."""
-    acc = metrics[(metrics["metric"].isin(["acc@1", "lift"])) & (metrics["target_class"] == "all")]
+    acc = rows_of(metrics, "acc@1", "lift")
     if acc.empty:
         return pd.DataFrame()
     setting = KEYS[:-1]
     mean = acc.pivot_table(index=KEYS, columns="metric", values="value", aggfunc="mean").reset_index()
-    best = mean.loc[mean.groupby(setting)["acc@1"].idxmax()]
+    best = mean.loc[mean.groupby(setting)["acc@1"].agg(METRICS.get("acc@1").best)]
     utility = cells.groupby(setting)["oracle_acc"].mean().rename("oracle_acc")
     best = best.merge(utility, left_on=setting, right_index=True, how="left")
     return best.rename(columns={"attack": "best attack"}).set_index(setting).round(2)

@@ -24,11 +24,11 @@ from bench.attacks.base import Attack
 from bench.config import CellSpec, EvaluatorSpec, GridConfig, JobSpec, PluginSpec, PriorSpec, TrainSpec, parse_entry
 from bench.data.base import DataSplits, Split
 from bench.errors import ConfigError
-from bench.experiment import (CellOutcome, JobContext, load_data, run_cell, train_evaluator, train_panel,
-                             train_prior)
+from bench.experiment import CellOutcome, JobContext, load_data, run_cell, train_evaluator, train_panel, train_prior
+from bench.files import atomic_write_json
 from bench.models.training import balanced_mean
 from bench.oracle import QueryBlocked
-from bench.results import ResultsDir, atomic_write_json
+from bench.results import ResultsDir
 from bench.serve.client import HttpAdapter, HttpOracle
 from bench.serve.target import select_cell
 
@@ -73,7 +73,7 @@ class RemoteTarget:
         return cls(adapter, k, shape, info)
 
     def oracle(self, cell: CellSpec, attack: Attack) -> HttpOracle:
-        budget = None if attack.budget is None else attack.budget * self.num_classes
+        budget = attack.budget_for(self.num_classes)
         self.opened.append(HttpOracle(self.adapter, self.num_classes, self.input_shape, budget))
         return self.opened[-1]
 
