@@ -332,14 +332,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _list_models(describe: Callable[[type], list[dict[str, Any]]]) -> int:
     """The target architectures, the judges' (never a target), and a target entry's parameters."""
     from bench.config import SavedTarget, TrainSpec
-    from bench.models.architectures import ARCHITECTURES, EVALUATOR_MODEL, SECOND_JUDGE_MODEL, TARGET_MODELS
+    from bench.models.catalogue import ARCHITECTURES, FAMILY, FIELD_MODELS, JUDGE_MODELS, TARGET_MODELS, size_at
 
-    roles = {EVALUATOR_MODEL: "the evaluator's and the open-set judge's, not a target",
-             SECOND_JUDGE_MODEL: "the second judge's, not a target"}
-    for name in (*TARGET_MODELS, EVALUATOR_MODEL, SECOND_JUDGE_MODEL):
-        role = roles.get(name, "target")
-        print(f"{name}  [{role}]")
+    for name in ARCHITECTURES:
+        roles = [r for r, names in (("target", TARGET_MODELS), ("judge", JUDGE_MODELS)) if name in names]
+        shape, k = ((3, 64, 64), 1000) if name in FIELD_MODELS else ((1, 32, 32), 20)
+        size = f"{size_at(name, shape, k) / 1e6:.2f}M parameters at {'×'.join(map(str, shape))}, {k} identities"
+        print(f"{name}  [{' and '.join(roles)}; family {FAMILY[name]}; {size}]")
         print(f"    {first_sentence(ARCHITECTURES[name].__doc__ or '')}")
+    print("A judge (evaluator: {model, second}) is never of a target's family, nor the two judges of one.")
     print("target: (a mapping, or a list of them: the grid's target axis) trained by Sieve:")
     for p in describe(TrainSpec):
         allowed = f"; {p['allowed']}" if p["allowed"] else ""

@@ -23,7 +23,7 @@ import yaml
 from bench.data.base import EVALUATOR_PROTOCOLS
 from bench.defenses.stack import DefenseStack
 from bench.errors import ConfigError, DataError
-from bench.models.architectures import TARGET_MODELS
+from bench.models.catalogue import FAMILY, FIELD_MODELS, JUDGE_MODELS, TARGET_MODELS
 from bench.params import as_dict, param, parse_params
 from bench.registry import ATTACKS, DATASETS, DEFENSES, Registry
 
@@ -51,13 +51,16 @@ class TrainSpec(LoopSpec):
 
 @dataclass(frozen=True)
 class SavedTarget:
-    """A model the user trained (``target: {weights: …, factory: …}``): rebuilt by their factory,
-    its state dict loaded without unpickling code (see :mod:`bench.models.saved`). It is never
+    """A model the user trained (``target: {weights: …, factory: …}``): rebuilt by their factory —
+    or, for a checkpoint of the field's (``target: {weights: …, model: ir152}``), by Sieve — its
+    state dict loaded without unpickling code (see :mod:`bench.models.saved`). It is never
     trained, so data- and training-stage defenses are refused for it."""
 
     weights: str = param(help="the trained model's state dict, saved with torch.save(model.state_dict(), path)")
-    factory: str = param(help="'package.module:callable' or 'path/to/file.py:callable' that builds the architecture "
-                              "(called with no arguments)")
+    factory: str = param("", help="'package.module:callable' or 'path/to/file.py:callable' that builds the "
+                                  "architecture (called with no arguments)")
+    model: str = param("", help="instead of a factory: the field's architecture whose published checkpoint the "
+                                "weights are (GMI/KEDMI/PLG-MI key layout, README)", choices=("", *FIELD_MODELS))
     label: str = param("", help="the target's name in the tables (default: the weights file's name)")
     digest: str = param("", help="set by Sieve when the config is read: the weights' content hash, so a model saved "
                                  "over the old file is another target (new job and cell ids)")
@@ -68,7 +71,7 @@ TargetSpec = TrainSpec | SavedTarget
 
 @dataclass(frozen=True)
 class EvaluatorSpec(LoopSpec):
-    """How the independent evaluator is trained (its architecture is fixed: unlike any target),
+    """How the independent evaluator is trained (its architecture never a target's family),
     and on what: images no target saw (``disjoint``) or the target's training images
     (``private-train``, the GMI/KEDMI protocol); ``auto`` takes ``disjoint`` where the dataset
     can spare the images."""
@@ -79,6 +82,10 @@ class EvaluatorSpec(LoopSpec):
                          choices=("auto", "true", "false"))
     steps: int = param(600, help="at least this many optimiser steps: a small folder trains for more epochs", low=1)
     batch_size: int = param(16, help="minibatch size (small batches measured best for judges of few photos)", low=1)
+    model: str = param("resnet", help="the evaluator's and the open-set judge's architecture: never of a target's "
+                                      "family", choices=JUDGE_MODELS)
+    second: str = param("vgg", help="the second judge's architecture: of neither the evaluator's nor a target's "
+                                    "family", choices=JUDGE_MODELS)
 
 
 @dataclass(frozen=True)
@@ -335,6 +342,7 @@ def parse_config(raw: Any, default_name: str = "grid") -> GridConfig:
             for d in stack:
                 d.build().check(classes)
     targets = _parse_targets(raw.get("target"))
+    _check_judge_families(evaluator, targets)
     _check_saved_targets(targets, datasets, stacks)
     return GridConfig(
         name=name,
@@ -385,6 +393,10 @@ def _parse_target(raw: Any, where: str, fresh: bool = True) -> TargetSpec:
     if not (isinstance(raw, Mapping) and ({"weights", "factory"} & set(raw))):
         return parse_params(TrainSpec, raw, where)
     saved = parse_params(SavedTarget, raw, where)
+    if bool(saved.factory) == bool(saved.model):
+        raise ConfigError(f"{where}: a given model names either a 'factory' that builds it or the field 'model' "
+                          f"({', '.join(FIELD_MODELS)}) whose checkpoint the weights are, not "
+                          f"{'both' if saved.factory else 'neither'}")
     if not fresh:
         return saved
     from bench.models.saved import file_digest
@@ -415,6 +427,22 @@ def target_labels(targets: tuple[TargetSpec, ...]) -> list[str]:
     return labels
 
 
+def _check_judge_families(evaluator: EvaluatorSpec, targets: tuple[TargetSpec, ...]) -> None:
+    """No judge shares its target's architecture family, and the two judges do not share one."""
+    judges = {"evaluator.model": evaluator.model, "evaluator.second": evaluator.second}
+    if FAMILY[evaluator.model] == FAMILY[evaluator.second]:
+        raise ConfigError(f"evaluator: model '{evaluator.model}' and second '{evaluator.second}' are one architecture "
+                          "family; the second judge must be of another")
+    for target in targets:
+        model = target.model if isinstance(target, TrainSpec) else target.model or None
+        for role, judge in judges.items():
+            if model is not None and FAMILY[model] == FAMILY[judge]:
+                others = [m for m in JUDGE_MODELS if FAMILY[m] not in {FAMILY[model], *map(FAMILY.get, judges.values())}]
+                raise ConfigError(f"{role}: '{judge}' is of the target '{model}''s architecture family and would read "
+                                  f"its reconstructions through the same habits; choose another, e.g. "
+                                  f"{', '.join(others) or 'resnet'}")
+
+
 def _check_saved_targets(targets: tuple[TargetSpec, ...], datasets: tuple[PluginSpec, ...],
                          stacks: tuple[tuple[PluginSpec, ...], ...]) -> None:
     """Before anything runs: a given model loads safely and fits every dataset's images and
@@ -441,12 +469,12 @@ def _check_saved_targets(targets: tuple[TargetSpec, ...], datasets: tuple[Plugin
                               "its images at random: name the images the model never trained on (imagefolder: "
                               "held_out: <file>), or its test accuracy and membership labels would be wrong")
     for label, target in saved:
-        model = load_saved(target.factory, target.weights)
         for ds in datasets:
             try:
                 meta = ds.build().load().meta
             except DataError as exc:
                 raise ConfigError(f"dataset '{ds.label}': {exc}") from exc
+            model = load_saved(target.factory, target.model, target.weights, meta.shape, meta.num_classes)
             check_fits(model, meta.shape, meta.num_classes, f"target '{label}' on dataset '{ds.label}'")
             if meta.extra.get("overrepresent", 1) > 1:
                 raise ConfigError(f"dataset '{ds.label}': overrepresent repeats images in a target's training set, "

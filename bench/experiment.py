@@ -163,9 +163,10 @@ def given_target(target: SavedTarget, label: str, splits: DataSplits) -> Trained
     the old one's ids)."""
     if file_digest(target.weights) != target.digest:
         raise ConfigError(f"target '{label}': {target.weights} changed after the grid was configured; run it again")
-    model = load_saved(target.factory, target.weights)
+    model = load_saved(target.factory, target.model, target.weights, splits.meta.shape, splits.meta.num_classes)
     check_fits(model, splits.meta.shape, splits.meta.num_classes, f"target '{label}'")
-    info = {"arch": label, "given": True, "weights": target.weights, "history": [],
+    info = {"arch": target.model or label, "given": True, "weights": target.weights, "weights_digest": target.digest,
+            "history": [],
             "train_acc": balanced_accuracy(model, splits.target_train),
                 "test_acc": accuracy(model, splits.private_test)}
     return TrainedModel(model, info, cached=False)
@@ -355,7 +356,7 @@ def white_box_grant(ctx: JobContext, cell: CellSpec) -> tuple[Classifier | None,
     the factory that defines a given model's class; nothing for an endpoint's target."""
     if not isinstance(ctx.target, TrainedModel):
         return None, ()
-    return ctx.target.model, (cell.target.factory,) if isinstance(cell.target, SavedTarget) else ()
+    return ctx.target.model, (cell.target.factory,) if isinstance(cell.target, SavedTarget) and cell.target.factory else ()
 
 
 def shadows_for(cell: CellSpec, splits: DataSplits, cache_dir: str | Path) -> ShadowRecipe:

@@ -1,14 +1,15 @@
 """The judges of every reconstruction: the paper's closed-set evaluator and a panel beside it.
 
-- the **evaluator** (closed set, the GMI/KEDMI protocol): a residual network that must name one
-  of the K private identities for any image — a stranger included;
+- the **evaluator** (closed set, the GMI/KEDMI protocol): a residual network by default (the
+  evaluator spec's ``model``, e.g. the field's ``ir152``) that must name one of the K private
+  identities for any image — a stranger included;
 - the **open-set judge**: the same architecture trained also on the public identities, so a
   public look-alike is named as the stranger it is (``acc@1:open``). It learns the public people
   from one half of each one's public photos, repeated to as many as a private person has (else
   it learns to answer "private" and accepts strangers), and is measured on the other half: its
   false-accept rate is the share of those it names as a private identity. Only where the public data are
   other people (not other samples of the same classes);
-- the **second judge**: another architecture family (:data:`SECOND_JUDGE_MODEL`) on the
+- the **second judge**: another architecture family (the spec's ``second``, VGG-style by default) on the
   evaluator's images, so its reading (``acc@1:second``) and the two judges' agreement show how
   much of an acc@1 is one judge's habit (Ho et al. 2025 measured 80.5 % by the standard
   evaluator against 65.7 % by an independent one on the same reconstructions).
@@ -31,8 +32,7 @@ from torch import Tensor
 from bench.config import CellSpec, JobSpec
 from bench.data.base import DataSplits, Split
 from bench.metrics.identification import predictions
-from bench.models import EVALUATOR_MODEL, ArtifactCache, Classifier, TrainedModel, TrainingPlan, accuracy, build, fit
-from bench.models.architectures import SECOND_JUDGE_MODEL
+from bench.models import ArtifactCache, Classifier, TrainedModel, TrainingPlan, accuracy, build, fit
 from bench.models.judge import JudgeTraining
 
 EVALUATOR_SEED = 10_000  # one judge per dataset for the whole grid, never a target's seed
@@ -87,7 +87,7 @@ def train_evaluator(job: JobSpec, splits: DataSplits, cache_dir: str | Path) -> 
     on the original images its protocol allows (never a data defense's copies), measured on
     held-out photos and class means."""
     images = splits.evaluator_train(job.first.dataset.build().evaluator_protocol(job.first.evaluator.data))
-    return _fit_judge(job.first, cache_dir, "evaluator", EVALUATOR_MODEL, splits.meta.shape, images,
+    return _fit_judge(job.first, cache_dir, "evaluator", job.first.evaluator.model, splits.meta.shape, images,
                       splits.meta.num_classes,
                       EVALUATOR_SEED, lambda m: {"evaluator_acc": accuracy(m, splits.private_test),
                                                  "evaluator_mean_acc": accuracy(m, splits.class_means())})
@@ -112,7 +112,7 @@ def train_panel(cells: list[CellSpec], splits: DataSplits, cache_dir: str | Path
     cell = readers[0]
     images = splits.evaluator_train(cell.dataset.build().evaluator_protocol(cell.evaluator.data))
     k, shape = splits.meta.num_classes, splits.meta.shape
-    second = _fit_judge(cell, cache_dir, "second-judge", SECOND_JUDGE_MODEL, shape, images, k, SECOND_SEED,
+    second = _fit_judge(cell, cache_dir, "second-judge", cell.evaluator.second, shape, images, k, SECOND_SEED,
                         lambda m: {"judge_acc": accuracy(m, splits.private_test)})
     if splits.meta.public_kind == "disjoint samples":
         return JudgePanel(None, second)
@@ -127,7 +127,7 @@ def train_panel(cells: list[CellSpec], splits: DataSplits, cache_dir: str | Path
         far = float((predictions(model, strangers) < k).float().mean()) if len(strangers) else math.nan
         return {"judge_acc": accuracy(model, splits.private_test), "false_accept_rate": far}
 
-    open_judge = _fit_judge(cell, cache_dir, "open-judge", EVALUATOR_MODEL, shape, both,
+    open_judge = _fit_judge(cell, cache_dir, "open-judge", cell.evaluator.model, shape, both,
                             k + int(public.y.max()) + 1, OPEN_SEED, measure, paced_by=len(images))
     return JudgePanel(open_judge, second)
 

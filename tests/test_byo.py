@@ -99,25 +99,25 @@ def grid(root, **overrides):
 
 def test_a_given_model_is_loaded_safely_and_strictly(audit):
     root, net, _ = audit
-    model = load_saved(f"{root / 'my_model.py'}:build", root / "my_model.pt")
+    model = load_saved(f"{root / 'my_model.py'}:build", "", root / "my_model.pt", (1, 16, 16), 4)
     x = torch.rand(3, 1, 16, 16)
     assert torch.equal(model(x), net.eval()(x))
     torch.save(net, root / "pickled.pt")  # a whole pickled module: code, not a state dict
     with pytest.raises(ConfigError, match="not a state dict torch.load\\(weights_only=True\\) accepts"):
-        load_saved(f"{root / 'my_model.py'}:build", root / "pickled.pt")
+        load_saved(f"{root / 'my_model.py'}:build", "", root / "pickled.pt", (1, 16, 16), 4)
     sentinel = root / "pwned"
     with open(root / "evil.pt", "wb") as f:  # unpickling it would create the sentinel file
         pickle.dump(Payload(str(sentinel)), f)
     with pytest.raises(ConfigError, match="is not a state dict torch.load\\(weights_only=True\\) accepts"):
-        load_saved(f"{root / 'my_model.py'}:build", root / "evil.pt")
+        load_saved(f"{root / 'my_model.py'}:build", "", root / "evil.pt", (1, 16, 16), 4)
     assert not sentinel.exists()
     torch.save({"body.0.weight": torch.zeros(1)}, root / "partial.pt")
     with pytest.raises(ConfigError, match="do not fit the model"):
-        load_saved(f"{root / 'my_model.py'}:build", root / "partial.pt")
+        load_saved(f"{root / 'my_model.py'}:build", "", root / "partial.pt", (1, 16, 16), 4)
     with pytest.raises(ConfigError, match="has no callable 'nope'"):
-        load_saved(f"{root / 'my_model.py'}:nope", root / "my_model.pt")
+        load_saved(f"{root / 'my_model.py'}:nope", "", root / "my_model.pt", (1, 16, 16), 4)
     with pytest.raises(ConfigError, match="cannot import 'no_such_pkg.models'"):
-        load_saved("no_such_pkg.models:build", root / "my_model.pt")
+        load_saved("no_such_pkg.models:build", "", root / "my_model.pt", (1, 16, 16), 4)
 
 
 def test_config_errors_for_a_given_model_come_before_anything_runs(audit, tmp_path, capsys):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from bench.config import parse_config
 from bench.experiment import load_data
 from bench.judges import public_halves, train_panel

@@ -3,13 +3,13 @@ import os
 
 import torch
 
-from bench.models.architectures import ARCHITECTURES
+from bench.models.architectures import OWN_ARCHITECTURES
 from bench.models.cache import ArtifactCache, content_hash
 from bench.models.training import build
 
 
 def test_architectures_accept_any_size_and_use_groupnorm():
-    for name, make in ARCHITECTURES.items():
+    for name, make in OWN_ARCHITECTURES.items():
         for shape in ((1, 8, 8), (3, 32, 32)):
             net = make(shape, 7)
             assert net(torch.rand(2, *shape)).shape == (2, 7), name

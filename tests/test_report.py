@@ -42,7 +42,10 @@ def test_report_has_figures_skips_and_the_defense_table(grid):
     assert "<script src=\"http" not in html  # self-contained: nothing fetched when opened
     table = (grid / "tables" / "defenses.csv").read_text()
     assert "round(decimals=1)" in table and "worst black-box" in table and "Δoracle_acc" in table
-    assert "evaluator_mean_acc" in html and "± n/a" in html  # the judge, and no interval from 2 seeds
+    assert "evaluator_mean_acc" in html and "± n/a" not in html  # the judge; no interval from 2 seeds, one note
+    assert "2 seeds: no intervals; run with 3+ seeds for them" in html
+    assert "What leaks:" in html and "beyond what the attacker had without inverting" in html  # the first screen
+    assert "What stops it:" in html and (grid / "figures" / "headline-digits-mlp.png").stat().st_size > 1000
 
 
 def test_bench_report_rebuilds_and_refuses_a_folder_without_tables(grid, tmp_path, capsys):
@@ -70,19 +73,28 @@ def test_report_renders_in_a_headless_browser(grid, tmp_path):
     if browser is None:
         pytest.skip("no chromium on this machine (make test installs Debian's chromium when it can)")
     page = tmp_path / "report.html"
-    probe = ("<script>window.addEventListener('load', () => document.body.setAttribute('data-widths',"
-             " Array.from(document.images).map(i => i.naturalWidth).join(',')));</script>")
+    probe = ("<script>window.addEventListener('load', () => {"
+             " const b = document.body, imgs = Array.from(document.images);"
+             " const lead = Array.from(document.querySelectorAll('li')).find(e => e.textContent.includes('What leaks:'));"
+             " b.setAttribute('data-widths', imgs.map(i => i.naturalWidth).join(','));"
+             " b.setAttribute('data-shown', imgs.map(i => Math.ceil(i.getBoundingClientRect().width)).join(','));"
+             " b.setAttribute('data-page', document.documentElement.clientWidth);"
+             " b.setAttribute('data-lead', lead ? Math.ceil(lead.getBoundingClientRect().bottom) : -1);"
+             "});</script>")
     page.write_text((grid / "report.html").read_text().replace("</body>", probe + "</body>"))
     out = subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1280,800",
          f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
         capture_output=True, text=True, timeout=120,
     )
-    widths = re.search(r'data-widths="([^"]*)"', out.stdout)
-    assert widths, out.stderr[-2000:]
-    values = [int(w) for w in widths.group(1).split(",") if w]
-    assert len(values) >= 4 and all(v > 0 for v in values)
+    read = {k: re.search(rf'data-{k}="([^"]*)"', out.stdout) for k in ("widths", "shown", "page", "lead")}
+    assert all(read.values()), out.stderr[-2000:]
+    values = [int(w) for w in read["widths"].group(1).split(",") if w]
+    assert len(values) >= 4 and all(v > 0 for v in values)  # every image loaded
+    page_width = int(read["page"].group(1))
+    assert all(int(w) <= page_width for w in read["shown"].group(1).split(",") if w)  # none wider than the page
+    assert 0 < int(read["lead"].group(1)) <= 800  # the headline's first finding is on the first screen
 
 
 def test_the_defense_table_keeps_a_membership_metric_that_is_na_everywhere():

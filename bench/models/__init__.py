@@ -1,7 +1,8 @@
 """Architectures, the training loop, and the artifact cache of trained targets and evaluators."""
 
-from bench.models.architectures import ARCHITECTURES, EVALUATOR_MODEL, TARGET_MODELS, Classifier
+from bench.models.architectures import Classifier
 from bench.models.cache import ArtifactCache, TrainedModel
+from bench.models.catalogue import ARCHITECTURES, EVALUATOR_MODEL, TARGET_MODELS
 from bench.models.training import TrainingHook, TrainingPlan, accuracy, build, fit
 
 __all__ = [

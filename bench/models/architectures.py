@@ -1,4 +1,5 @@
-"""Classifier architectures in plain torch. GroupNorm, never BatchNorm, so DP-SGD can train them.
+"""Sieve's own classifier architectures in plain torch. GroupNorm, never BatchNorm, so DP-SGD can
+train them (the field's published ones are in :mod:`bench.models.field`).
 
 Every classifier splits into ``features`` (the penultimate representation the metrics use),
 a ``neck`` (the identity, unless a training defense puts dropout or a bottleneck there) and
@@ -98,12 +99,9 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-ARCHITECTURES: dict[str, Callable[..., Classifier]] = {
+OWN_ARCHITECTURES: dict[str, Callable[..., Classifier]] = {
     "mlp": mlp,
     "cnn": cnn,
     "resnet": resnet,
     "vgg": vgg,
 }
-TARGET_MODELS = ("mlp", "cnn")
-EVALUATOR_MODEL = "resnet"
-SECOND_JUDGE_MODEL = "vgg"

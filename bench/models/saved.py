@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from bench.errors import ConfigError
+from bench.models.field import FIELD_ARCHITECTURES, from_published
 
 
 def load_factory(spec: str) -> Callable[[], nn.Module]:
@@ -53,8 +54,11 @@ def load_factory(spec: str) -> Callable[[], nn.Module]:
     return factory
 
 
-def load_saved(factory: str, weights: str | Path) -> nn.Module:
-    """The user's model: built by ``factory``, its state dict loaded safely and strictly, in eval mode."""
+def load_saved(factory: str, model: str, weights: str | Path, shape: tuple[int, int, int], num_classes: int
+               ) -> nn.Module:
+    """The user's model, in eval mode: built by ``factory`` (or, for a checkpoint of the field's
+    ``model``, by Sieve for ``shape`` and ``num_classes``, its published keys renamed), its
+    state dict loaded safely and strictly."""
     path = Path(weights)
     if not path.is_file():
         raise ConfigError(f"target weights '{path}' is not a file")
@@ -66,15 +70,18 @@ def load_saved(factory: str, weights: str | Path) -> nn.Module:
     if not isinstance(state, dict):
         raise ConfigError(f"target weights '{path}' holds a {type(state).__name__}, not a state dict "
                           "(save it with torch.save(model.state_dict(), path))")
-    model = load_factory(factory)()
-    if not isinstance(model, nn.Module):
-        raise ConfigError(f"target factory '{factory}' returned a {type(model).__name__}, not a torch.nn.Module")
+    if model:
+        net: nn.Module = FIELD_ARCHITECTURES[model](shape, num_classes)
+        state, built_by = from_published(state, model), f"Sieve's {model} for {num_classes} identities"
+    else:
+        net, built_by = load_factory(factory)(), f"the model '{factory}' builds"
+        if not isinstance(net, nn.Module):
+            raise ConfigError(f"target factory '{factory}' returned a {type(net).__name__}, not a torch.nn.Module")
     try:
-        model.load_state_dict(state, strict=True)
+        net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ConfigError(f"target weights '{path}' do not fit the model '{factory}' builds: "
-                          f"{str(exc).splitlines()[0]} …") from exc
-    return model.eval()
+        raise ConfigError(f"target weights '{path}' do not fit {built_by}: {str(exc).splitlines()[0]} …") from exc
+    return net.eval()
 
 
 @torch.no_grad()

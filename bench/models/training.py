@@ -21,7 +21,8 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from bench.data.base import Split
-from bench.models.architectures import ARCHITECTURES, Classifier
+from bench.models.architectures import Classifier
+from bench.models.catalogue import ARCHITECTURES
 
 
 @dataclass(frozen=True)

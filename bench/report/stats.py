@@ -2,7 +2,7 @@
 
 Identities of one run share a target, so they are not independent: every interval is taken
 over per-seed values (a cell's mean over identities first), with Student's t. With fewer than
-:data:`MIN_SEEDS` seeds an interval is reported as n/a rather than a meaninglessly wide one.
+:data:`MIN_SEEDS` seeds a mean stands alone, and one note says why, rather than a meaninglessly wide interval.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import pandas as pd
 from scipy import stats
 
 MIN_SEEDS = 3
-NA_REASON = f"n/a: an interval needs at least {MIN_SEEDS} seeds"
 SEEDS_NOTE = (f"Means over seeds (each seed's mean over identities first) ± the half-width of a 95 % Student-t "
-              f"interval over seeds; n/a with fewer than {MIN_SEEDS} seeds. A seed varies the target's initialisation "
+              f"interval over seeds; with fewer than {MIN_SEEDS} seeds, means alone: no intervals (run with "
+              f"{MIN_SEEDS}+ for them). A seed varies the target's initialisation "
               "and minibatch order (and DP-SGD's noise), the attack's randomness, the stochastic defenses and the "
               "guards, each from its own stream; the data split and the judge are fixed per dataset.")
 
@@ -39,8 +39,8 @@ def t_interval(values: np.ndarray) -> tuple[float, float]:
 
 
 def formatted(mean: float, half: float, digits: int = 2, signed: bool = False) -> str:
-    """'mean ± half', or 'mean ± n/a' when the interval is not defined."""
+    """'mean ± half', or the mean alone when the interval is not defined (SEEDS_NOTE says why)."""
     if math.isnan(mean):
         return "—"
     text = f"{mean:+.{digits}f}" if signed else f"{mean:.{digits}f}"
-    return f"{text} ± n/a" if math.isnan(half) else f"{text} ± {half:.{digits}f}"
+    return text if math.isnan(half) else f"{text} ± {half:.{digits}f}"
