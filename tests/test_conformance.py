@@ -59,20 +59,14 @@ def test_the_readme_attack_example_conforms(readme_plugin):
     check_attack("random-guess", {"budget": 50})
 
 
-def test_the_readme_training_defense_example_conforms(readme_plugin):
-    readme_plugin("# my_defense.py")
-    check_defense("logit-penalty", {"weight": 0.1})
-
-
-
-def test_the_readme_output_defense_example_conforms(readme_plugin):
-    readme_plugin("# my_output_defense.py")
-    check_defense("temperature", {"t": 2.0})
-
-
-def test_the_readme_data_defense_example_conforms(readme_plugin):
-    readme_plugin("# my_data_defense.py")
-    check_defense("posterize", {"levels": 4})
+@pytest.mark.parametrize("marker, name, params", [
+    ("# my_defense.py", "logit-penalty", {"weight": 0.1}),
+    ("# my_output_defense.py", "temperature", {"t": 2.0}),
+    ("# my_data_defense.py", "posterize", {"levels": 4}),
+])
+def test_the_readme_defense_examples_conform(readme_plugin, marker, name, params):
+    readme_plugin(marker)
+    check_defense(name, params)
 
 
 def test_the_readme_access_defense_example_conforms_and_blocks(readme_plugin):
