@@ -434,9 +434,9 @@ def _check_judge_families(evaluator: EvaluatorSpec, targets: tuple[TargetSpec, .
         raise ConfigError(f"evaluator: model '{evaluator.model}' and second '{evaluator.second}' are one architecture "
                           "family; the second judge must be of another")
     for target in targets:
-        model = target.model if isinstance(target, TrainSpec) else target.model or None
+        model = target.model  # a given model built by its own factory names none
         for role, judge in judges.items():
-            if model is not None and FAMILY[model] == FAMILY[judge]:
+            if model and FAMILY[model] == FAMILY[judge]:
                 others = [m for m in JUDGE_MODELS if FAMILY[m] not in {FAMILY[model], *map(FAMILY.get, judges.values())}]
                 raise ConfigError(f"{role}: '{judge}' is of the target '{model}''s architecture family and would read "
                                   f"its reconstructions through the same habits; choose another, e.g. "

@@ -19,6 +19,7 @@ from torch import Tensor
 from bench.metrics.base import Judged, Metric, computed, declare, metric, rows_of
 from bench.metrics.identification import feature_knn, predictions, top_k_hits
 from bench.metrics.similarity import best_psnr, expected_best, ssim, ssims
+from bench.models.architectures import Classifier
 
 Row = dict[str, Any]
 
@@ -130,7 +131,7 @@ def reconstruction_rows(judged: Judged) -> list[Row]:
 
 
 @torch.no_grad()
-def extra_rows(extras: dict[str, Tensor], identities: Tensor, evaluator: Any) -> list[Row]:
+def extra_rows(extras: dict[str, Tensor], identities: Tensor, evaluator: Classifier) -> list[Row]:
     """``acc@1:<name>`` rows for an attack's extra images: another reconstruction per identity
     (K×C×H×W), or N samples per identity (K×N×C×H×W), scored as the share the judge names."""
     rows: list[Row] = []

@@ -104,22 +104,20 @@ def from_published(state: Mapping[str, Tensor], model: str) -> dict[str, Tensor]
     prefix are taken off) renamed to this module's layout."""
     if isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
-    renames = PUBLISHED[model]
-    out = {}
-    for key, value in state.items():
-        key = key.removeprefix("module.")
-        prefix = next((p for p in renames if key.startswith(p)), None)
-        out[renames[prefix] + key[len(prefix):] if prefix is not None else key] = value
-    return out
+    return _renamed({k.removeprefix("module."): v for k, v in state.items()}, PUBLISHED[model])
 
 
 def to_published(state: Mapping[str, Tensor], model: str) -> dict[str, Tensor]:
     """The inverse of :func:`from_published`: this module's state dict in the field's layout."""
-    inverse = {ours: theirs for theirs, ours in PUBLISHED[model].items()}
+    return _renamed(state, {ours: theirs for theirs, ours in PUBLISHED[model].items()})
+
+
+def _renamed(state: Mapping[str, Tensor], prefixes: Mapping[str, str]) -> dict[str, Tensor]:
+    """``state`` with each key's first matching prefix replaced as ``prefixes`` says."""
     out = {}
     for key, value in state.items():
-        prefix = next((p for p in inverse if key.startswith(p)), None)
-        out[inverse[prefix] + key[len(prefix):] if prefix is not None else key] = value
+        prefix = next((p for p in prefixes if key.startswith(p)), None)
+        out[key if prefix is None else prefixes[prefix] + key[len(prefix):]] = value
     return out
 
 

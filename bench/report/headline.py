@@ -201,9 +201,10 @@ def _identities(rows: pd.DataFrame) -> int:
 
 
 def _judge(cells: pd.DataFrame, reading: str) -> str:
-    r = cells.dropna(subset=["evaluator_acc"]).iloc[0] if "evaluator_acc" in cells and cells["evaluator_acc"].notna().any() else None
-    if r is None:
+    judged = cells.dropna(subset=["evaluator_acc"]) if "evaluator_acc" in cells else cells[:0]
+    if judged.empty:
         return ""
+    r = judged.iloc[0]
     if reading == "acc@1:open" and pd.notna(r.get("open_judge_acc")):
         return (f"Judge: open-set, {r['open_judge_acc']:.2f} right on held-out private photos, false accepts "
                 f"{r['open_judge_far']:.3f} of public faces.")
