@@ -1,8 +1,11 @@
 """The report and the exploration notebook, on the tables of a real (smoke) grid."""
 
 import base64
+import contextlib
+import os
 import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -82,19 +85,37 @@ def test_report_renders_in_a_headless_browser(grid, tmp_path):
              " b.setAttribute('data-lead', lead ? Math.ceil(lead.getBoundingClientRect().bottom) : -1);"
              "});</script>")
     page.write_text((grid / "report.html").read_text().replace("</body>", probe + "</body>"))
-    out = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1280,800",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )
-    read = {k: re.search(rf'data-{k}="([^"]*)"', out.stdout) for k in ("widths", "shown", "page", "lead")}
-    assert all(read.values()), out.stderr[-2000:]
+    dom = headless_dom(browser, page, tmp_path)
+    read = {k: re.search(rf'data-{k}="([^"]*)"', dom) for k in ("widths", "shown", "page", "lead")}
+    assert all(read.values()), (tmp_path / "chromium.log").read_text()[-2000:]
     values = [int(w) for w in read["widths"].group(1).split(",") if w]
     assert len(values) >= 4 and all(v > 0 for v in values)  # every image loaded
     page_width = int(read["page"].group(1))
     assert all(int(w) <= page_width for w in read["shown"].group(1).split(",") if w)  # none wider than the page
     assert 0 < int(read["lead"].group(1)) <= 800  # the headline's first finding is on the first screen
+
+
+def headless_dom(browser: str, page: Path, tmp_path: Path, seconds: float = 120) -> str:
+    """The page's DOM after load, as headless chromium dumps it. Chromium's helper processes
+    inherit its output, so it writes to files (a pipe would stay open after a kill) and runs in
+    its own session, killed whole: a hung browser fails the test instead of stalling the run."""
+    out, log = tmp_path / "dom.html", tmp_path / "chromium.log"
+    with out.open("w") as dom, log.open("w") as err:
+        proc = subprocess.Popen(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--window-size=1280,800", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000",
+             "--dump-dom", page.as_uri()],
+            stdout=dom, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"chromium did not dump the page within {seconds:g} s: {log.read_text()[-2000:]}")
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return out.read_text()
 
 
 def test_the_defense_table_keeps_a_membership_metric_that_is_na_everywhere():
