@@ -85,9 +85,9 @@ def test_report_renders_in_a_headless_browser(grid, tmp_path):
              " b.setAttribute('data-lead', lead ? Math.ceil(lead.getBoundingClientRect().bottom) : -1);"
              "});</script>")
     page.write_text((grid / "report.html").read_text().replace("</body>", probe + "</body>"))
-    dom = headless_dom(browser, page, tmp_path)
+    dom, log = headless_dom(browser, page, tmp_path)
     read = {k: re.search(rf'data-{k}="([^"]*)"', dom) for k in ("widths", "shown", "page", "lead")}
-    assert all(read.values()), (tmp_path / "chromium.log").read_text()[-2000:]
+    assert all(read.values()), log
     values = [int(w) for w in read["widths"].group(1).split(",") if w]
     assert len(values) >= 4 and all(v > 0 for v in values)  # every image loaded
     page_width = int(read["page"].group(1))
@@ -95,10 +95,11 @@ def test_report_renders_in_a_headless_browser(grid, tmp_path):
     assert 0 < int(read["lead"].group(1)) <= 800  # the headline's first finding is on the first screen
 
 
-def headless_dom(browser: str, page: Path, tmp_path: Path, seconds: float = 120) -> str:
-    """The page's DOM after load, as headless chromium dumps it. Chromium's helper processes
-    inherit its output, so it writes to files (a pipe would stay open after a kill) and runs in
-    its own session, killed whole: a hung browser fails the test instead of stalling the run."""
+def headless_dom(browser: str, page: Path, tmp_path: Path, seconds: float = 120) -> tuple[str, str]:
+    """The page's DOM after load, as headless chromium dumps it, and the end of chromium's log.
+    Chromium's helper processes inherit its output, so it writes to files (a pipe would stay open
+    after a kill) and runs in its own session, killed whole: a hung browser fails the test
+    instead of stalling the run."""
     out, log = tmp_path / "dom.html", tmp_path / "chromium.log"
     with out.open("w") as dom, log.open("w") as err:
         proc = subprocess.Popen(
@@ -115,7 +116,7 @@ def headless_dom(browser: str, page: Path, tmp_path: Path, seconds: float = 120)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    return out.read_text()
+    return out.read_text(), log.read_text()[-2000:]
 
 
 def test_the_defense_table_keeps_a_membership_metric_that_is_na_everywhere():
