@@ -47,15 +47,24 @@ import torch.nn.functional as F  # noqa: E402
 from bench.attacker.host import run_attack  # noqa: E402
 from bench.attacker.tasks import Inversion  # noqa: E402
 from bench.config import load_config, parse_entry  # noqa: E402
-from bench.oracle import Oracle, ThreatModel  # noqa: E402
-from bench.params import parse_params  # noqa: E402
-from bench.serve.client import HttpAdapter, HttpOracle  # noqa: E402
 from bench.data.digits import Digits  # noqa: E402
 from bench.data.synthfaces import SynthFaces, sample_identities  # noqa: E402
-from bench.experiment import (build_oracle, load_data, population_of, prepare, run_cell, setup, shadows_for, trace_table,  # noqa: E402
-                              train_target)
+from bench.experiment import (  # noqa: E402
+    build_oracle,
+    load_data,
+    population_of,
+    prepare,
+    run_cell,
+    setup,
+    shadows_for,
+    trace_table,
+    train_target,
+)
 from bench.models.training import TrainingPlan, build, fit  # noqa: E402
+from bench.oracle import Oracle, ThreatModel  # noqa: E402
+from bench.params import parse_params  # noqa: E402
 from bench.runner import run_grid  # noqa: E402
+from bench.serve.client import HttpAdapter, HttpOracle  # noqa: E402
 
 COMPUTE_CELL_MARKERS = ("ex.load_data", "ex.train_target", "ex.train_evaluator", "ex.train_panel", "ex.train_prior",
                         "ex.run_cell")

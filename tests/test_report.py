@@ -7,7 +7,9 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 import pytest
@@ -60,14 +62,16 @@ def test_bench_report_rebuilds_and_refuses_a_folder_without_tables(grid, tmp_pat
 
 
 def test_explore_notebook_executes_headless(grid, tmp_path):
-    import papermill as pm
-
     from bench.runner import kernel_name
 
     out = tmp_path / "explore.ipynb"
-    pm.execute_notebook(str(ROOT / "bench" / "notebooks" / "explore.ipynb"), str(out),
-                        parameters={"results_dir": str(grid)}, kernel_name=kernel_name(), progress_bar=False,
-                        cwd=str(ROOT / "notebooks"))
+    # papermill's own command line, in a fresh process, as a user runs it: a kernel client in the test
+    # worker inherits whatever event loops and threads earlier tests left there
+    code, log = bounded([sys.executable, "-m", "papermill", str(ROOT / "bench" / "notebooks" / "explore.ipynb"),
+                         str(out), "-k", kernel_name(), "-p", "results_dir", str(grid), "--cwd", str(ROOT / "notebooks"),
+                         "--start-timeout", "60", "--execution-timeout", "240", "--no-progress-bar"],
+                        tmp_path / "papermill.log", seconds=420)
+    assert code == 0, log
     assert "image/png" in out.read_text()
 
 
@@ -95,28 +99,36 @@ def test_report_renders_in_a_headless_browser(grid, tmp_path):
     assert 0 < int(read["lead"].group(1)) <= 800  # the headline's first finding is on the first screen
 
 
-def headless_dom(browser: str, page: Path, tmp_path: Path, seconds: float = 120) -> tuple[str, str]:
-    """The page's DOM after load, as headless chromium dumps it, and the end of chromium's log.
-    Chromium's helper processes inherit its output, so it writes to files (a pipe would stay open
-    after a kill) and runs in its own session, killed whole: a hung browser fails the test
-    instead of stalling the run."""
-    out, log = tmp_path / "dom.html", tmp_path / "chromium.log"
-    with out.open("w") as dom, log.open("w") as err:
-        proc = subprocess.Popen(
+def headless_dom(browser: str, page: Path, tmp_path: Path) -> tuple[str, str]:
+    """The page's DOM after load, as headless chromium dumps it, and the end of chromium's log."""
+    out = tmp_path / "dom.html"
+    with out.open("w") as dom:
+        code, log = bounded(
             [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
              "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--window-size=1280,800", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000",
              "--dump-dom", page.as_uri()],
-            stdout=dom, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+            tmp_path / "chromium.log", seconds=120, stdout=dom)
+    return out.read_text(), log
+
+
+def bounded(command: list[str], log: Path, seconds: float, stdout: IO[str] | None = None) -> tuple[int, str]:
+    """Run ``command`` to its end or for ``seconds`` at most; its exit code and the end of its log.
+    The output goes to files, not pipes (a helper process that inherits a pipe keeps it open
+    past a kill), and the command runs in its own session, killed whole: a hung child fails
+    the test instead of stalling the run."""
+    with log.open("w") as err:
+        proc = subprocess.Popen(command, stdout=stdout or err, stderr=err, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
         try:
             proc.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"chromium did not dump the page within {seconds:g} s: {log.read_text()[-2000:]}")
+            pytest.fail(f"{Path(command[0]).name} did not finish within {seconds:g} s: {log.read_text()[-3000:]}")
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    return out.read_text(), log.read_text()[-2000:]
+    return proc.returncode, log.read_text()[-3000:]
 
 
 def test_the_defense_table_keeps_a_membership_metric_that_is_na_everywhere():
