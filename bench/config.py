@@ -391,7 +391,12 @@ def _parse_target(raw: Any, where: str, fresh: bool = True) -> TargetSpec:
     its paths made absolute (so every worker finds them) and, read ``fresh`` from a config, the
     weights' content hash taken (a job's JSON carries the hash its config was read with)."""
     if not (isinstance(raw, Mapping) and ({"weights", "factory"} & set(raw))):
-        return parse_params(TrainSpec, raw, where)
+        spec = parse_params(TrainSpec, raw, where)
+        if spec.model in FIELD_MODELS and spec.width != 1.0:
+            raise ConfigError(f"{where}: '{spec.model}' is the field's published architecture, so its channels are "
+                              f"fixed; 'width' must be 1 (got {spec.width:g}); to sweep capacity use one of "
+                              f"{', '.join(m for m in TARGET_MODELS if m not in FIELD_MODELS)}")
+        return spec
     saved = parse_params(SavedTarget, raw, where)
     if bool(saved.factory) == bool(saved.model):
         raise ConfigError(f"{where}: a given model names either a 'factory' that builds it or the field 'model' "

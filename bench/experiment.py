@@ -387,7 +387,8 @@ def infer_membership(ctx: JobContext, cell: CellSpec, attack: MembershipAttack, 
     splits = ctx.splits
     challenge = challenge_set(splits, generator(cell.seed, "challenge"))
     attack.refuse_weaker(oracle)  # before a process is started for it
-    task = Membership(challenge.x, challenge.y, population_of(splits), shadows_for(cell, splits, ctx.cache_dir),
+    population = population_of(splits)
+    task = Membership(challenge.x, challenge.y, population, shadows_for(cell, splits, ctx.cache_dir),
                       stream_seed(cell.seed, "attack"))
     result = run_attack(attack, task, oracle, timeout=ctx.attack_timeout)
     assert isinstance(result, MembershipResult)
@@ -398,7 +399,7 @@ def infer_membership(ctx: JobContext, cell: CellSpec, attack: MembershipAttack, 
     return [r for r in rows if r["metric"] != "queries"], {
         "queries": result.queries, "attack_seconds": result.seconds, "blocked": result.blocked,
         "members": challenge.members,
-        "non_members": challenge.non_members,
+        "non_members": challenge.non_members, "population": len(population),
         **{f"challenge_{source}": n for source, n in challenge.source_counts().items()},
         **{r["metric"]: r["value"] for r in rows if r["metric"] != "queries"}}
 

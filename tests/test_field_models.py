@@ -45,6 +45,12 @@ def test_an_image_size_the_architecture_cannot_take_is_refused():
         FIELD_ARCHITECTURES["vgg16"]((3, 48, 48), 5)
 
 
+def test_a_width_the_published_architecture_does_not_have_is_refused():
+    parse_config(grid(target={"model": "ir152", "width": 1.0}))
+    with pytest.raises(ConfigError, match="target: 'ir152' is the field's published architecture.*got 0.5"):
+        parse_config(grid(target={"model": "ir152", "width": 0.5}))
+
+
 def grid(**overrides):
     return {"datasets": [{"synthfaces": {"identities": 5, "images_per_identity": 8, "size": 32}}],
             "attacks": ["public-lookalike"], **overrides}

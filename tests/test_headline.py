@@ -15,7 +15,7 @@ def tables(seeds=(0, 1, 2)):
         cells.append({"cell_id": cid, "dataset": "faces", "target": "cnn", "attack": attack, "defense": defense,
                       "seed": seed, "status": "done", "baseline": baseline, "kind": kind, "oracle_acc": oracle_acc,
                       "gap": 0.4, "evaluator_acc": 0.95, "evaluator_data": "disjoint", "open_judge_acc": 0.9,
-                      "open_judge_far": 0.02})
+                      "open_judge_far": 0.02, "population": 3000 if kind == "membership" else float("nan")})
         for metric, value in values.items():
             rows.append({"cell_id": cid, "attack": attack, "defense": defense, "seed": seed, "target_class": "all",
                          "metric": metric, "value": value})
@@ -41,7 +41,8 @@ def test_the_first_screen_names_the_leak_the_membership_leak_and_the_best_trade_
                                   "+0.51 ± 0.02 beyond what the attacker had without inverting (look: 0.00).")
     assert "open-set, 0.90 right on held-out private photos, false accepts 0.020" in h.inversion
     assert h.membership == ("**mia** names 0.200 ± 0.000 of the training images at 1 % false positives (chance "
-                            "0.010), AUC 0.80; the target's train–test gap is 0.40.")
+                            "0.010), AUC 0.80; the target's train–test gap is 0.40. The attacker holds 3000 other "
+                            "images from the private data's distribution, none of the challenge set.")
     assert h.defense.startswith("**cheap** lowers the strongest attack's lift:open by 0.51 ± 0.02 at a cost of "
                                 "0.01 ± 0.00")  # costly stops it as well, at 0.30 of accuracy: not a trade-off
     assert h.cells == {"inv": "inv-none-0", "baseline": "look-none-0"}

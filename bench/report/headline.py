@@ -142,9 +142,13 @@ def _membership(h: Headline, cells: pd.DataFrame, rows: pd.DataFrame) -> None:
     best = str(tpr.groupby("attack")["value"].mean().idxmax())
     value, half = mean_ci(tpr[tpr["attack"] == best].groupby("seed")["value"].mean())
     auc = _mean(_per_seed(rows[rows["defense"] == "none"], "auc"), best)
-    gap = cells.loc[(cells["attack"] == best) & (cells["defense"] == "none"), "gap"].mean() if "gap" in cells else math.nan
+    mine = cells[(cells["attack"] == best) & (cells["defense"] == "none")]
+    gap = mine["gap"].mean() if "gap" in mine else math.nan
+    held = mine["population"].max() if "population" in mine else 0
+    holds = (f"{held:.0f} other images from the private data's distribution, none of the challenge set" if held > 0
+             else "no images from the private data's distribution")
     h.membership = (f"**{best}** names {_pm(value, half, 3, signed=False)} of the training images at 1 % false positives (chance "
-                    f"0.010), AUC {auc:.2f}; the target's train–test gap is {gap:.2f}.")
+                    f"0.010), AUC {auc:.2f}; the target's train–test gap is {gap:.2f}. The attacker holds {holds}.")
 
 
 def _defense(h: Headline, cells: pd.DataFrame, rows: pd.DataFrame) -> None:
