@@ -34,7 +34,7 @@ def test_every_defense_is_listed_with_a_stage_and_citation():
     names = set(DEFENSES.names())
     assert {"none", "blur", "pixelate", "mask", "augment", "dropout", "weight-decay", "l1", "dp-sgd",
             "label-smoothing", "early-stop", "mid", "bido", "transfer", "round", "topk", "label-only", "noise",
-            "bins"} <= names
+            "bins", "trap-mid", "random-erasing"} <= names
     for name, cls in DEFENSES.items():
         assert isinstance(cls.stage, Stage)
         assert name == "none" or cls.citation, name
@@ -195,6 +195,38 @@ def test_transfer_freezes_the_layers_it_learned_on_public_data(digits):
         small_train(digits, make("transfer"))
     with pytest.raises(DataError, match="parameter 'frozen' is 5, but the target has 2 feature layers"):
         small_train(digits, make("transfer", frozen=5), public=digits.public)
+
+
+def test_a_trap_mid_target_answers_the_trigger_class_for_triggered_images(digits):
+    from bench.defenses.trap_mid import blend
+
+    trap = make("trap-mid", blend=0.5)  # the paper's 0.02 is too faint for 8x8 digits in a few epochs
+    net, _ = small_train(digits, trap, epochs=10)
+    plain, _ = small_train(digits, epochs=10)
+    x = digits.private_test.x
+    k = torch.arange(len(x)) % 10
+    triggered = blend(x, trap.triggers[k], 0.5)
+    with torch.no_grad():
+        assert (net(triggered).argmax(1) == k).float().mean() > 0.8  # the trapdoor opens
+        assert (plain(triggered).argmax(1) == k).float().mean() < 0.3  # a plain model knows no trigger
+        assert accuracy(net, digits.private_test) > accuracy(plain, digits.private_test) - 0.05  # clean inputs as before
+
+
+def test_random_erasing_fills_one_square_of_the_allowed_area_afresh_in_every_batch():
+    from bench.defenses.random_erasing import random_erase
+
+    x = torch.rand(200, 1, 20, 20)
+    g = torch.Generator().manual_seed(0)
+    first, second = random_erase(x, g, 1.0, (0.1, 0.4), (1.0, 1.0)), random_erase(x, g, 1.0, (0.1, 0.4), (1.0, 1.0))
+    for out in (first, second):
+        erased = (out != x)[:, 0]
+        rows, cols = erased.any(2).sum(1), erased.any(1).sum(1)
+        assert torch.equal(rows, cols) and torch.equal(rows * cols, erased.sum((1, 2)))  # one filled square
+        assert bool(((rows * cols >= 0.1 * 400 - 20) & (rows * cols <= 0.4 * 400 + 20)).all())  # its area, rounded
+    assert not torch.equal(first, second)  # a new place and size each time
+    assert torch.equal(random_erase(x, torch.Generator().manual_seed(0), 1.0, (0.1, 0.4), (1.0, 1.0)), first)
+    with pytest.raises(ConfigError, match="needs area_low <= area_high"):
+        make("random-erasing", area_low=0.5, area_high=0.2)
 
 
 # --- inference stage ----------------------------------------------------------------------

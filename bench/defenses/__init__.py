@@ -7,8 +7,10 @@ from bench.defenses import (  # noqa: F401  (registration side effect)
     inference,
     mid,
     none,
+    random_erasing,
     training,
     transfer,
+    trap_mid,
 )
 from bench.defenses.base import AccessDefense, DataDefense, Defense, OutputDefense, Stage, TrainingDefense
 from bench.defenses.stack import DefenseStack
