@@ -53,6 +53,15 @@ def test_report_has_figures_skips_and_the_defense_table(grid):
     assert "What stops it:" in html and (grid / "figures" / "headline-digits-mlp.png").stat().st_size > 1000
 
 
+def test_the_report_opens_a_compact_gallery_and_links_the_full_one(grid):
+    from PIL import Image
+
+    html = (grid / "report.html").read_text()
+    compact, full = (Image.open(grid / "figures" / f"{n}-digits.png") for n in ("gallery", "gallery-full"))
+    assert max(compact.size) <= 1600 and compact.size[1] < full.size[1]  # 4 rows against every cell's
+    assert 'href="figures/gallery-full-digits.png"' in html
+
+
 def test_bench_report_rebuilds_and_refuses_a_folder_without_tables(grid, tmp_path, capsys):
     (grid / "report.html").unlink()
     assert main(["report", str(grid)]) == 0
@@ -143,3 +152,24 @@ def test_the_defense_table_keeps_a_membership_metric_that_is_na_everywhere():
             for c, d in (("a", "none"), ("b", "round")) for m, v in (("auc", 0.6), ("tpr@1%fpr", float("nan")))]
     table = defense_table(cells, pd.DataFrame(rows))  # the challenge set was too small for tpr@1%fpr
     assert set(table["metric"]) == {"Δoracle_acc", "auc", "Δauc"}
+
+
+def test_privacy_utility_plots_each_defense_once_per_leak_without_the_baseline():
+    from bench.report.figures import privacy_utility
+
+    cells, rows = [], []
+    for seed in range(3):
+        for defense, acc, lift, tpr in (("none", 0.9, 0.5, 0.2), ("round", 0.88, 0.3, 0.1), ("dp", 0.6, 0.0, 0.01)):
+            for attack, kind, metric, value in (("look", "inversion", "lift", 0.0), ("inv", "inversion", "lift", lift),
+                                                ("mia", "membership", "tpr@1%fpr", tpr)):
+                cid = f"{attack}-{defense}-{seed}"
+                cells.append({"cell_id": cid, "dataset": "faces", "target": "cnn", "attack": attack, "defense": defense,
+                              "seed": seed, "kind": kind, "baseline": attack == "look", "oracle_acc": acc})
+                rows.append({"cell_id": cid, "dataset": "faces", "target": "cnn", "attack": attack, "defense": defense,
+                             "seed": seed, "target_class": "all", "metric": metric, "value": value + 0.01 * seed})
+    fig, reason = privacy_utility(pd.DataFrame(cells), pd.DataFrame(rows))
+    assert reason is None
+    inversion, membership = fig.axes[:2]
+    points = [c.get_offsets() for c in inversion.collections if len(c.get_offsets())]
+    assert sorted(map(tuple, points[0].round(2).tolist())) == [(0.6, 0.01), (0.88, 0.31), (0.9, 0.51)]  # not 'look'
+    assert "membership" in membership.get_ylabel() and "honest user" in membership.get_xlabel()

@@ -7,7 +7,7 @@ import io
 import re
 from pathlib import Path
 
-from IPython.display import Image, display
+from IPython.display import Image, Markdown, display
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
@@ -15,8 +15,10 @@ from bench.execute import execute_notebook
 from bench.files import atomic_write_bytes
 
 
-def emit(drawn: tuple[Figure | None, str | None], results_dir: str | Path, name: str) -> None:
-    """In the report notebook: save a figure as ``figures/<name>.png`` and show it, or say why it is skipped."""
+def emit(drawn: tuple[Figure | None, str | None], results_dir: str | Path, name: str, link: str = "") -> None:
+    """In the report notebook: save a figure as ``figures/<name>.png`` and show it — or, given a
+    ``link`` text, show only a link to the file (a figure too large for the page) — or say why it
+    is skipped."""
     fig, reason = drawn
     if fig is None:
         print(f"[{name}] skipped: {reason}")
@@ -26,7 +28,10 @@ def emit(drawn: tuple[Figure | None, str | None], results_dir: str | Path, name:
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     atomic_write_bytes(path, buf.getvalue())
     plt.close(fig)
-    display(Image(filename=str(path)))
+    if link:
+        display(Markdown(f"[{link}](figures/{name}.png)"))
+    else:
+        display(Image(filename=str(path)))
 
 
 def build_report(results_dir: str | Path, kernel: str) -> Path:

@@ -8,6 +8,7 @@ with at least three seeds (see :mod:`bench.report.stats`).
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -41,36 +42,66 @@ def _per_class(metrics: pd.DataFrame, metric: str) -> pd.DataFrame:
     return metrics[(metrics["metric"] == metric) & (metrics["target_class"] != "all")]
 
 
-def gallery(results_dir: str | Path, cells: pd.DataFrame, dataset: str, max_identities: int = 10) -> Drawn:
-    """A private training image per identity above what each attack recovered under each defense (seed = lowest)."""
-    done = cells[(cells["dataset"] == dataset) & (cells["status"] == "done") & (_kind(cells) == "inversion")]
-    if done.empty:
+def gallery(results_dir: str | Path, cells: pd.DataFrame, dataset: str, max_identities: int = 10,
+            strongest: int | None = None) -> Drawn:
+    """A private training image per identity above what attacks recovered (seed = lowest): with
+    ``strongest``, the compact gallery the report opens with (the baseline and the ``strongest``
+    attacks under no defense, ranked by the leading judge); without it, every cell. A refused
+    cell or a guard's block is said in its row's label."""
+    inversion = cells[(cells["dataset"] == dataset) & (_kind(cells) == "inversion")]
+    if not (inversion["status"] == "done").any():
         return None, f"no completed inversion attack on {dataset}"
-    done = with_setting(done[done["seed"] == done["seed"].min()]).sort_values(["setting", "attack", "defense"])
     references = ResultsDir(results_dir).references(dataset)
     if not references.exists():
         return None, f"no reference images of {dataset} in the results (written by its jobs)"
+    shown = with_setting(inversion[inversion["seed"] == inversion["seed"].min()])
+    shown = shown[shown["status"].isin(["done", "refused"])]
+    if strongest is not None:
+        shown = _strongest(shown, strongest)
     with np.load(references, allow_pickle=False) as npz:
         private, names = npz["images"], [str(n) for n in npz["names"]]
     k = min(max_identities, len(private))
-    rows = [("private", private[:k])]
-    for _, c in done.iterrows():
+    rows: list[tuple[str, np.ndarray | None]] = [("private", private[:k])]
+    for _, c in shown.iterrows():
+        where = c["defense"] if c["setting"] == dataset else f"{c['defense']} · {c['target']}"
+        label = f"{c['attack']}\n{where}"
+        if c["status"] == "refused":
+            rows.append((f"{label}\nrefused: {c.get('error') or 'by its threat model'}", None))
+            continue
+        if isinstance(c.get("blocked"), str) and c["blocked"]:
+            label += f"\n{c['blocked'].replace('the client ', '')}"
         with np.load(Path(results_dir) / "cells" / c["cell_id"] / "reconstructions.npz", allow_pickle=False) as npz:
-            where = c["defense"] if c["setting"] == dataset else f"{c['defense']} · {c['target']}"
-            rows.append((f"{c['attack']}\n{where}", npz["reconstructions"][:k]))
-    fig, axes = plt.subplots(len(rows), k, figsize=(0.8 * k + 1.6, 0.85 * len(rows)), squeeze=False)
+            rows.append((label, npz["reconstructions"][:k]))
+    fig, axes = plt.subplots(len(rows), k, figsize=(0.95 * k + 2.6, 1.0 * len(rows) + 0.6), squeeze=False,
+                             layout="constrained")
     for r, (label, images) in enumerate(rows):
         for i in range(k):
             ax = axes[r, i]
-            show(ax, images[i])
+            if images is not None:
+                show(ax, images[i])
+            else:
+                ax.set_frame_on(False)
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(names[i][-8:], fontsize=7)
-        axes[r, 0].set_ylabel(label, fontsize=6, rotation=0, ha="right", va="center")
-    fig.suptitle(f"{dataset}: what each attack recovered", fontsize=10)
-    fig.tight_layout()
+                ax.set_title(names[i], fontsize=9, rotation=30, ha="left", rotation_mode="anchor")
+        axes[r, 0].set_ylabel(textwrap.fill(label, 34, replace_whitespace=False), fontsize=9, rotation=0, ha="right",
+                              va="center")
+    what = f"the baseline and the {strongest} strongest attacks, no defense" if strongest else "every cell"
+    fig.suptitle(f"{dataset}: what each attack recovered ({what})", fontsize=11)
     return fig, None
+
+
+def _strongest(cells: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The undefended baseline and the ``n`` undefended attacks the leading judge reads highest."""
+    undefended = cells[(cells["defense"] == "none") & (cells["status"] == "done")]
+    reading = next((m for m in ("acc@1:open", "acc@1") if m in undefended and undefended[m].notna().any()), None)
+    baseline = (undefended["baseline"].fillna(False).astype(bool) if "baseline" in undefended
+                else pd.Series(False, index=undefended.index))
+    attacks = undefended[~baseline]
+    if reading is not None:
+        attacks = attacks.sort_values(reading, ascending=False, kind="stable")
+    return pd.concat([undefended[baseline], attacks.head(n)])
 
 
 def leak_heatmap(metrics: pd.DataFrame, cells: pd.DataFrame, metric: str = "acc@1") -> Drawn:
@@ -96,20 +127,42 @@ def leak_heatmap(metrics: pd.DataFrame, cells: pd.DataFrame, metric: str = "acc@
 
 
 def privacy_utility(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
-    """Target test accuracy against attack acc@1, one point per defense, per attack and dataset."""
-    acc = rows_of(metrics, "acc@1").merge(cells[["cell_id", "oracle_acc"]], on="cell_id")
-    if acc["defense"].nunique() < 2:
-        return None, "needs at least two defenses"
-    acc = with_setting(acc.assign(family=acc["defense"].str.split("(").str[0]))
-    summary = acc.groupby(["setting", "attack", "defense", "family"]).agg(
-        x=("oracle_acc", "mean"), y=("value", "mean"), xerr=("oracle_acc", _half), yerr=("value", _half)).reset_index()
-    grid = sns.relplot(data=summary, x="x", y="y", hue="family", style="attack", col="setting",
-                       kind="scatter", s=70, facet_kws={"sharex": False})
-    for _, row in summary.iterrows():
-        grid.axes_dict[row["setting"]].errorbar(row["x"], row["y"], xerr=np.nan_to_num(row["xerr"]),
-                                                yerr=np.nan_to_num(row["yerr"]), fmt="none", ecolor="gray", alpha=0.5)
-    grid.set_axis_labels("accuracy through the defended outputs (utility)", "attack acc@1 (leak)")
-    grid.figure.suptitle("privacy–utility: every defense, every attack", y=1.02)
+    """Per defense, one point: what it costs an honest user (the accuracy through its outputs)
+    against what still leaks — the strongest attack's lift over the no-inversion baseline (the
+    open-set judge's where the grid has one) and, where the grid has membership attacks, the
+    strongest tpr@1%fpr — each seed's best attack, then the mean over seeds."""
+    lift = "lift:open" if (metrics["metric"] == "lift:open").any() else "lift"
+    leaks = {f"inversion leak (best {lift})": lift, "membership leak (best tpr@1%fpr)": "tpr@1%fpr"}
+    baselines = set(cells.loc[cells["baseline"].fillna(False).astype(bool), "attack"]) if "baseline" in cells else set()
+    utility = cells.groupby(["cell_id"])["oracle_acc"].first()
+    panels = []
+    for label, metric in leaks.items():
+        rows = rows_of(metrics, metric)
+        rows = rows[~rows["attack"].isin(baselines)]
+        if rows.empty:
+            continue
+        rows = with_setting(rows.assign(x=rows["cell_id"].map(utility).astype(float)))
+        per_seed = rows.groupby(["setting", "defense", "seed"]).agg(x=("x", "mean"), y=("value", "max")).reset_index()
+        if per_seed["defense"].nunique() >= 2:
+            panels.append(per_seed.assign(leak=label))
+    if not panels:
+        return None, f"needs at least two defenses with {lift} or tpr@1%fpr rows (a lift needs the baseline attack)"
+    data = pd.concat(panels)
+    summary = data.groupby(["leak", "setting", "defense"]).agg(
+        x=("x", "mean"), y=("y", "mean"), xerr=("x", _half), yerr=("y", _half)).reset_index()
+    grid = sns.relplot(data=summary, x="x", y="y", hue="defense", style="defense", row="leak", col="setting",
+                       kind="scatter", s=80, height=3.4, aspect=1.2, facet_kws={"sharex": False, "sharey": False})
+    for _, r in summary.iterrows():
+        grid.axes_dict[(r["leak"], r["setting"])].errorbar(r["x"], r["y"], xerr=np.nan_to_num(r["xerr"]),
+                                                           yerr=np.nan_to_num(r["yerr"]), fmt="none", ecolor="gray",
+                                                           alpha=0.5)
+    for (leak, setting), ax in grid.axes_dict.items():
+        ax.set_title(f"{setting}", fontsize=10)
+        ax.set_ylabel(leak, fontsize=10)
+        ax.axhline(0.01 if "tpr" in leak else 0, color="gray", lw=0.8, ls=":")  # chance; no more than the baseline
+    grid.set_xlabels("honest user's accuracy (through the defense)", fontsize=10)
+    grid.figure.suptitle("privacy–utility: what each defense costs, what still leaks (best: lower right)",
+                         y=1.02, fontsize=11)
     return grid.figure, None
 
 
