@@ -387,7 +387,7 @@ attacks:
 """
 
 
-def test_membership_cells_run_in_the_job_beside_the_defenses(tmp_path):
+def test_membership_cells_run_in_the_job_beside_the_defenses(tmp_path, monkeypatch):
     import pandas as pd
     import yaml
 
@@ -422,6 +422,16 @@ def test_membership_cells_run_in_the_job_beside_the_defenses(tmp_path):
     assert "acc@1" not in set(table["metric"])  # no inversion attack in this grid, no inversion rows
     roc, reason = figures.membership_roc(tmp_path / "r", cells)
     assert roc is not None, reason
+    from IPython.display import Image
+
+    from bench.report import explore
+
+    shown = []
+    monkeypatch.setattr(explore, "display", shown.append)
+    lira = cells[cells["attack"].str.startswith("lira") & (cells["defense"] == "none")].iloc[0]
+    explore.show_cell(tmp_path / "r", cells, metrics, pd.DataFrame(columns=["cell_id"]), lira["dataset"],
+                      lira["target"], "none", lira["attack"], lira["seed"])
+    assert sum(isinstance(o, Image) for o in shown) == 1  # the cell's ROC curve (a membership cell has no grid.png)
     assert figures.leak_map(cells, metrics)[1] == "needs inversion and membership attacks on the same targets"
     assert figures.gallery(tmp_path / "r", cells, "digits")[1] == "no completed inversion attack on digits"
     dp = cells.assign(epsilon=[1.0, 8.0] * 3, defense=["dp-sgd(epsilon=1)", "dp-sgd(epsilon=8)"] * 3)

@@ -81,7 +81,7 @@ def test_explore_notebook_executes_headless(grid, tmp_path):
                          "--start-timeout", "60", "--execution-timeout", "240", "--no-progress-bar"],
                         tmp_path / "papermill.log", seconds=420)
     assert code == 0, log
-    assert "image/png" in out.read_text()
+    assert "image/png" in out.read_text() and "What leaks:" in out.read_text()  # the cell, after the headline
 
 
 def test_report_renders_in_a_headless_browser(grid, tmp_path):
