@@ -24,9 +24,9 @@ def reconstruction_grid(recon: Tensor, identities: Tensor, splits: DataSplits, m
             show(ax, img)
             ax.set_xticks([])
             ax.set_yticks([])
-        axes[0, i].set_title(splits.meta.identity_names[k][-8:], fontsize=7)
-    axes[0, 0].set_ylabel("private", fontsize=7)
-    axes[1, 0].set_ylabel("recovered", fontsize=7)
+        axes[0, i].set_title(splits.meta.identity_names[k], fontsize=9, rotation=30, ha="left", rotation_mode="anchor")
+    axes[0, 0].set_ylabel("private", fontsize=9)
+    axes[1, 0].set_ylabel("recovered", fontsize=9)
     fig.tight_layout(pad=0.2)
     return png(fig)
 

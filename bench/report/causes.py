@@ -122,7 +122,7 @@ def overfitting(points: pd.DataFrame) -> Drawn:
     long = points.melt(id_vars=["attack", "gap", "dataset"], value_vars=value_names, var_name="measure")
     grid = sns.lmplot(data=long.dropna(subset=["value"]), x="gap", y="value", hue="attack", col="measure", row="dataset",
                       ci=95, height=3.3, facet_kws={"sharex": False, "sharey": False})
-    grid.set_titles("{row_name}\n{col_name}", size=8)
+    grid.set_titles("{row_name}\n{col_name}", size=9)
     grid.set_axis_labels("train − test accuracy of the target (gap)", "value")
     grid.figure.suptitle("over-fitting: leak against the train–test gap, one point per trained target", y=1.02)
     return grid.figure, None
@@ -163,7 +163,7 @@ def capacity(points: pd.DataFrame) -> Drawn:
     grid = sns.relplot(data=data, x="target_params", y="acc@1", hue="attack", col="dataset", kind="line", marker="o",
                        errorbar=CI, height=3.3, facet_kws={"sharex": False})
     grid.set(xscale="log")
-    grid.set_titles("{col_name}", size=8)
+    grid.set_titles("{col_name}", size=9)
     grid.set_axis_labels("target parameters (log scale)", "attack acc@1")
     grid.figure.suptitle("capacity: leak against the target's size at the same training recipe", y=1.02)
     return grid.figure, None
@@ -215,7 +215,7 @@ def overrepresentation(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
     per_seed = data.groupby(["base", "overrepresent", "metric", "identity", "seed"], as_index=False)["value"].mean()
     grid = sns.catplot(data=per_seed, x="overrepresent", y="value", hue="identity", col="metric", row="base",
                        kind="point", errorbar=CI, sharey=False, height=3.3, dodge=0.2)
-    grid.set_titles("{row_name}\n{col_name}", size=8)
+    grid.set_titles("{row_name}\n{col_name}", size=9)
     grid.set_axis_labels("× the identity's training images", "value (mean over attacks and targets, then seeds)")
     grid.figure.suptitle("over-representation: the 'CEO in the training set' against everyone else", y=1.08)
     return grid.figure, None

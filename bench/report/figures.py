@@ -229,7 +229,7 @@ def membership_roc(results_dir: str | Path, cells: pd.DataFrame) -> Drawn:
     for ax in grid.axes.flat:
         ax.plot(ROC_FPRS, ROC_FPRS, color="gray", linestyle=":", linewidth=1)  # chance
         ax.set(xscale="log", yscale="log", ylim=(1e-3, 1.05))
-    grid.set_titles("{row_name}\n{col_name}", size=8)
+    grid.set_titles("{row_name}\n{col_name}", size=9)
     grid.set_axis_labels("false-positive rate", "true-positive rate")
     grid.figure.suptitle("membership inference: ROC on log–log axes (dotted: chance)", y=1.04)
     return grid.figure, None
