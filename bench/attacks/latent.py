@@ -43,12 +43,12 @@ def identity_loss(prior: GenerativePrior, oracle: OracleView, x: Tensor, labels:
 
 
 @torch.no_grad()
-def most_confident(oracle: OracleView, x: Tensor, targets: Tensor, per_identity: int) -> tuple[Tensor, Tensor]:
-    """Of ``x`` — ``per_identity`` candidate images for each of ``targets`` in turn — per identity
+def most_confident(oracle: OracleView, x: Tensor, identities: Tensor, per_identity: int) -> tuple[Tensor, Tensor]:
+    """Of ``x`` — ``per_identity`` candidate images for each of ``identities`` in turn — per identity
     the one the target is most confident about, and that confidence: how GMI keeps a restart and
     KEDMI a draw (the attacker cannot ask the judge)."""
-    k = len(targets)
-    labels = targets.repeat_interleave(per_identity)
+    k = len(identities)
+    labels = identities.repeat_interleave(per_identity)
     confidence = oracle.probabilities(x).gather(1, labels[:, None]).view(k, per_identity)
     best = x.view(k, per_identity, *x.shape[1:])[torch.arange(k), confidence.argmax(1)]
     return best, confidence.max(1).values
