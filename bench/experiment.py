@@ -337,10 +337,9 @@ def invert(ctx: JobContext, cell: CellSpec, attack: InversionAttack, oracle: Bas
     task = Inversion(identities, public, prior, stream_seed(cell.seed, "attack"))
     result = run_attack(attack, task, oracle, *white_box_grant(ctx, cell), timeout=ctx.attack_timeout)
     assert isinstance(result, AttackResult)
-    panel = ctx.panel
+    open_judge, second = ctx.panel.models if ctx.panel is not None else (None, None)
     rows = reconstruction_rows(Judged(result.reconstructions, identities, ctx.splits, ctx.evaluator.model,
-                                      panel.open.model if panel is not None and panel.open is not None else None,
-                                      panel.second.model if panel is not None else None))
+                                      open_judge, second))
     rows += extra_rows(result.extras, identities, ctx.evaluator.model)
     trace = trace_table(result, identities, ctx.evaluator.model)
     _write_cell_files(out, cell.labels(), result, trace, identities, ctx.splits)

@@ -48,6 +48,11 @@ class JudgePanel:
     second: TrainedModel
 
     @property
+    def models(self) -> tuple[Classifier | None, Classifier]:
+        """The open-set judge's model (None where there is none) and the second judge's."""
+        return (self.open.model if self.open is not None else None), self.second.model
+
+    @property
     def info(self) -> dict[str, float]:
         """Their accuracies on held-out private photos, and the open judge's false-accept rate."""
         out = {"second_judge_acc": float(self.second.info["judge_acc"])}
