@@ -86,11 +86,14 @@ class JobContext:
     def utility(self) -> dict[str, float]:
         """The target's accuracies — on its training images, each identity weighing the same (an
         over-represented one would otherwise fill ``train_acc`` and the gap), and on held-out
-        images — and under DP-SGD the (epsilon, delta) its accountant spent."""
+        images — under DP-SGD the (epsilon, delta) its accountant spent, under Trap-MID how often
+        its trapdoor opened."""
         info = self.target.info
         out = {"test_acc": info["test_acc"], "train_acc": info["train_acc"], "gap": info["train_acc"] - info["test_acc"]}
         if info.get("epsilon") is not None:
             out.update(epsilon=float(info["epsilon"]), delta=float(info["delta"]))
+        if info.get("trapdoor_acc") is not None:
+            out.update(trapdoor_acc=float(info["trapdoor_acc"]))
         return out
 
     @property

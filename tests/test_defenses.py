@@ -201,7 +201,8 @@ def test_a_trap_mid_target_answers_the_trigger_class_for_triggered_images(digits
     from bench.defenses.trap_mid import blend
 
     trap = make("trap-mid", blend=0.5)  # the paper's 0.02 is too faint for 8x8 digits in a few epochs
-    net, _ = small_train(digits, trap, epochs=10)
+    net, info = small_train(digits, trap, epochs=10)
+    assert info["trapdoor_acc"] > 0.8  # the target's record says the trapdoor was learned
     plain, _ = small_train(digits, epochs=10)
     x = digits.private_test.x
     k = torch.arange(len(x)) % 10
@@ -210,21 +211,25 @@ def test_a_trap_mid_target_answers_the_trigger_class_for_triggered_images(digits
         assert (net(triggered).argmax(1) == k).float().mean() > 0.8  # the trapdoor opens
         assert (plain(triggered).argmax(1) == k).float().mean() < 0.3  # a plain model knows no trigger
         assert accuracy(net, digits.private_test) > accuracy(plain, digits.private_test) - 0.05  # clean inputs as before
+    with pytest.raises(ConfigError, match="parameter 'beta' is 1.0, which trains on trapdoors only"):
+        make("trap-mid", beta=1.0)
 
 
 def test_random_erasing_fills_one_square_of_the_allowed_area_afresh_in_every_batch():
     from bench.defenses.random_erasing import random_erase
 
-    x = torch.rand(200, 1, 20, 20)
+    x, fill = torch.rand(200, 1, 20, 20), torch.tensor([2.0])  # a fill no image pixel has
     g = torch.Generator().manual_seed(0)
-    first, second = random_erase(x, g, 1.0, (0.1, 0.4), (1.0, 1.0)), random_erase(x, g, 1.0, (0.1, 0.4), (1.0, 1.0))
+    erase = lambda g: random_erase(x, g, 1.0, (0.1, 0.4), (1.0, 1.0), fill)  # noqa: E731
+    first, second = erase(g), erase(g)
     for out in (first, second):
-        erased = (out != x)[:, 0]
+        erased = (out == 2.0)[:, 0]
         rows, cols = erased.any(2).sum(1), erased.any(1).sum(1)
         assert torch.equal(rows, cols) and torch.equal(rows * cols, erased.sum((1, 2)))  # one filled square
-        assert bool(((rows * cols >= 0.1 * 400 - 20) & (rows * cols <= 0.4 * 400 + 20)).all())  # its area, rounded
+        assert bool(((rows >= 6) & (rows <= 13)).all())  # sqrt(0.1 * 400) = 6.3 to sqrt(0.4 * 400) = 12.6, rounded
+        assert torch.equal(out[~(out == 2.0)], x[~(out == 2.0)])  # nothing else changed
     assert not torch.equal(first, second)  # a new place and size each time
-    assert torch.equal(random_erase(x, torch.Generator().manual_seed(0), 1.0, (0.1, 0.4), (1.0, 1.0)), first)
+    assert torch.equal(erase(torch.Generator().manual_seed(0)), first)
     with pytest.raises(ConfigError, match="needs area_low <= area_high"):
         make("random-erasing", area_low=0.5, area_high=0.2)
 

@@ -59,3 +59,9 @@ def test_no_lift_is_said_plainly():
     metrics.loc[(metrics["attack"] == "inv") & metrics["metric"].str.startswith("lift"), "value"] = -0.1
     (h,) = headlines(cells, metrics)
     assert h.inversion.startswith("no attack recovers more than the no-inversion baseline (look, acc@1:open 0.00)")
+
+
+def test_the_membership_sentence_says_nothing_of_a_population_the_results_do_not_record():
+    cells, metrics = tables()
+    (h,) = headlines(cells.drop(columns="population"), metrics)
+    assert h.membership.endswith("the target's train–test gap is 0.40.")

@@ -154,13 +154,14 @@ def test_the_defense_table_keeps_a_membership_metric_that_is_na_everywhere():
     assert set(table["metric"]) == {"Δoracle_acc", "auc", "Δauc"}
 
 
-def test_privacy_utility_plots_each_defense_once_per_leak_without_the_baseline():
+def test_privacy_utility_plots_each_seeds_best_attack_per_defense_without_the_baseline():
     from bench.report.figures import privacy_utility
 
     cells, rows = [], []
     for seed in range(3):
-        for defense, acc, lift, tpr in (("none", 0.9, 0.5, 0.2), ("round", 0.88, 0.3, 0.1), ("dp", 0.6, 0.0, 0.01)):
+        for defense, acc, lift, tpr in (("none", 0.9, 0.5, 0.2), ("round", 0.88, 0.3, 0.1), ("dp", 0.6, -0.2, 0.01)):
             for attack, kind, metric, value in (("look", "inversion", "lift", 0.0), ("inv", "inversion", "lift", lift),
+                                                ("weak", "inversion", "lift", lift - 0.3),
                                                 ("mia", "membership", "tpr@1%fpr", tpr)):
                 cid = f"{attack}-{defense}-{seed}"
                 cells.append({"cell_id": cid, "dataset": "faces", "target": "cnn", "attack": attack, "defense": defense,
@@ -171,5 +172,33 @@ def test_privacy_utility_plots_each_defense_once_per_leak_without_the_baseline()
     assert reason is None
     inversion, membership = fig.axes[:2]
     points = [c.get_offsets() for c in inversion.collections if len(c.get_offsets())]
-    assert sorted(map(tuple, points[0].round(2).tolist())) == [(0.6, 0.01), (0.88, 0.31), (0.9, 0.51)]  # not 'look'
+    # the best attack per seed ('inv'), never the baseline's 0 (which would win under dp), nor a mean with 'weak'
+    assert sorted(map(tuple, points[0].round(2).tolist())) == [(0.6, -0.19), (0.88, 0.31), (0.9, 0.51)]
     assert "membership" in membership.get_ylabel() and "honest user" in membership.get_xlabel()
+
+
+def test_the_compact_gallery_shows_the_baseline_and_the_strongest_undefended_attacks_in_order(tmp_path):
+    import numpy as np
+
+    from bench.report.figures import compact_gallery
+    from bench.results import ResultsDir
+
+    references = ResultsDir(tmp_path).references("faces")
+    references.parent.mkdir(parents=True)
+    np.savez_compressed(references, images=np.zeros((2, 1, 4, 4)), names=np.array(["ann", "bob"]))
+    cells = []
+    for seed in (0, 1):
+        for attack, defense, acc in (("look", "none", 0.0), ("a", "none", 0.2), ("b", "none", 0.9), ("c", "none", 0.5),
+                                     ("d", "none", 0.4 + 0.2 * seed), ("e", "none", 0.1), ("b", "round", 1.0)):
+            cid = f"{attack}-{defense}-{seed}"
+            (tmp_path / "cells" / cid).mkdir(parents=True)
+            np.savez_compressed(tmp_path / "cells" / cid / "reconstructions.npz", reconstructions=np.zeros((2, 1, 4, 4)))
+            cells.append({"cell_id": cid, "dataset": "faces", "target": "cnn", "attack": attack, "defense": defense,
+                          "seed": seed, "status": "done", "kind": "inversion", "baseline": attack == "look",
+                          "acc@1:open": acc, "acc@1": 1.0})
+    fig, reason = compact_gallery(tmp_path, pd.DataFrame(cells), "faces", strongest=3)
+    assert reason is None
+    labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
+    # d's mean over seeds (0.5) ties c's; the stable order keeps c, then d: a, e and the defended b are left out
+    assert labels == ["private", "look\nnone", "b\nnone", "c\nnone", "d\nnone"]
+    assert "the 3 strongest attacks" in fig._suptitle.get_text()

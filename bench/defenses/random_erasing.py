@@ -15,15 +15,16 @@ from bench.models.architectures import Classifier
 from bench.models.training import TrainingContext
 from bench.params import param
 from bench.registry import defense
+from bench.seeds import generator
 
 ATTEMPTS = 10  # as torchvision's RandomErasing: a box that does not fit is drawn again, then given up
 
 
 def random_erase(x: Tensor, g: torch.Generator, probability: float, scale: tuple[float, float],
-                 ratio: tuple[float, float]) -> Tensor:
-    """``x`` with one box per image (chosen with ``probability``) filled with the batch's mean
-    colour: its area a share of the image drawn from ``scale``, its aspect from ``ratio``
-    (log-uniform), its place uniform over where it fits."""
+                 ratio: tuple[float, float], fill: Tensor) -> Tensor:
+    """``x`` with one box per image (chosen with ``probability``) filled with the colour ``fill``
+    (one value per channel): its area a share of the image drawn from ``scale``, its aspect from
+    ``ratio`` (log-uniform), its place uniform over where it fits."""
     n, _, h, w = x.shape
     chosen = torch.rand(n, generator=g) < probability
     box_h, box_w = torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long)
@@ -38,15 +39,15 @@ def random_erase(x: Tensor, g: torch.Generator, probability: float, scale: tuple
     rows, cols = torch.arange(h)[None, :], torch.arange(w)[None, :]
     inside = (((rows >= top[:, None]) & (rows < (top + box_h)[:, None]))[:, :, None]
               & ((cols >= left[:, None]) & (cols < (left + box_w)[:, None]))[:, None, :])
-    fill = x.mean(dim=(0, 2, 3), keepdim=True).expand_as(x)
-    return torch.where(inside[:, None], fill, x)
+    return torch.where(inside[:, None], fill.view(1, -1, 1, 1).to(x.dtype).expand_as(x), x)
 
 
 @defense("random-erasing")
 class RandomErasing(TrainingDefense):
     """Every training minibatch has one random box of each image erased, drawn afresh each time
-    (partial erasure at a random place, the two properties the paper finds matter). It is the
-    training stage's, not the data stage's: a data defense would erase each image once, at one place."""
+    (partial erasure at a random place, the two properties the paper finds matter), filled with
+    the training set's mean colour. It is the training stage's, not the data stage's: a data
+    defense would erase each image once, at one place."""
 
     citation = ("Tran, Nguyen, Mai, Vandierendonck, Assent, Kot & Cheung, TMLR 2025, 'Random Erasing vs. "
                 "Model Inversion: A Promising Defense or a False Hope?' (defaults: their released FaceScrub "
@@ -65,6 +66,7 @@ class RandomErasing(TrainingDefense):
     def __init__(self, params: Params | None = None) -> None:
         super().__init__(params)
         self._generator = torch.Generator()
+        self._fill = torch.tensor([0.5])
 
     def check(self, num_classes: int | None) -> None:
         p = self.params
@@ -73,9 +75,11 @@ class RandomErasing(TrainingDefense):
                               f"got {p}")
 
     def before_fit(self, model: Classifier, context: TrainingContext) -> None:
-        self._generator.manual_seed(context.seed + 7)
+        self._generator = generator(context.seed, "defense")
+        assert context.train is not None, "random erasing fills with the training set's mean colour"
+        self._fill = context.train.x.mean(dim=(0, 2, 3))
 
     def transform_batch(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         p = self.params
         return random_erase(x, self._generator, p.probability, (p.area_low, p.area_high),
-                            (p.ratio_low, p.ratio_high)), y
+                            (p.ratio_low, p.ratio_high), self._fill), y

@@ -46,11 +46,13 @@ class TrainingPlan:
 @dataclass(frozen=True)
 class TrainingContext:
     """What a hook may use besides the model: the plan as every hook changed it, the seed of this
-    training, and the attacker-side public data (for pretraining on it; never private images)."""
+    training, the training set (for its statistics) and the attacker-side public data (for
+    pretraining on it; never private images)."""
 
     plan: TrainingPlan
     seed: int
     public: Split | None = None
+    train: Split | None = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ def fit(net: Classifier, train: Split, plan: TrainingPlan, seed: int, desc: str,
     """Train ``net`` in place with ``plan`` as the hooks change it; returns the loss history and
     whatever the hooks report."""
     plan = plan_for(plan, hooks)
-    context = TrainingContext(plan=plan, seed=seed, public=public)
+    context = TrainingContext(plan=plan, seed=seed, public=public, train=train)
     for hook in hooks:
         hook.before_fit(net, context)
     optimizer: torch.optim.Optimizer = torch.optim.Adam(net.parameters(), lr=plan.lr, weight_decay=plan.weight_decay)

@@ -42,22 +42,53 @@ def _per_class(metrics: pd.DataFrame, metric: str) -> pd.DataFrame:
     return metrics[(metrics["metric"] == metric) & (metrics["target_class"] != "all")]
 
 
-def gallery(results_dir: str | Path, cells: pd.DataFrame, dataset: str, max_identities: int = 10,
-            strongest: int | None = None) -> Drawn:
-    """A private training image per identity above what attacks recovered (seed = lowest): with
-    ``strongest``, the compact gallery the report opens with (the baseline and the ``strongest``
-    attacks under no defense, ranked by the leading judge); without it, every cell. A refused
-    cell or a guard's block is said in its row's label."""
-    inversion = cells[(cells["dataset"] == dataset) & (_kind(cells) == "inversion")]
-    if not (inversion["status"] == "done").any():
+def gallery(results_dir: str | Path, cells: pd.DataFrame, dataset: str, max_identities: int = 10) -> Drawn:
+    """A private training image per identity above what every attack recovered under every
+    defense (seed = lowest); a refused cell or a guard's block is said in its row's label."""
+    shown, reason = _gallery_cells(cells, dataset)
+    if shown is None:
+        return None, reason
+    return _draw_gallery(results_dir, shown, dataset, "every cell", max_identities)
+
+
+def compact_gallery(results_dir: str | Path, cells: pd.DataFrame, dataset: str, strongest: int = 3,
+                    max_identities: int = 10) -> Drawn:
+    """The gallery the report opens with: the undefended baseline and the ``strongest`` undefended
+    attacks, ranked by the leading judge's mean reading over seeds (seed = lowest)."""
+    shown, reason = _gallery_cells(cells, dataset)
+    if shown is None:
+        return None, reason
+    undefended = cells[(cells["dataset"] == dataset) & (cells["defense"] == "none") & (cells["status"] == "done")]
+    reading = next((m for m in ("acc@1:open", "acc@1") if m in undefended and undefended[m].notna().any()), None)
+    if reading is None:
+        return None, f"no undefended inversion attack on {dataset}"
+    baseline = (undefended["baseline"].fillna(False).astype(bool) if "baseline" in undefended
+                else pd.Series(False, index=undefended.index))
+    ranked = undefended[~baseline].groupby("attack")[reading].mean().sort_values(ascending=False, kind="stable")
+    keep = set(undefended.loc[baseline, "attack"]) | set(ranked.index[:strongest])
+    shown = shown[(shown["defense"] == "none") & shown["attack"].isin(keep)]
+    order = {a: i for i, a in enumerate([*sorted(set(undefended.loc[baseline, "attack"])), *ranked.index])}
+    shown = shown.sort_values("attack", key=lambda a: a.map(order), kind="stable")
+    n = len(ranked.index[:strongest])
+    return _draw_gallery(results_dir, shown, dataset, f"the baseline and the {n} strongest attacks, no defense",
+                         max_identities)
+
+
+def _gallery_cells(cells: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame | None, str | None]:
+    """The inversion cells of ``dataset`` at the lowest seed that has a finished one."""
+    inversion = cells[(cells["dataset"] == dataset) & (_kind(cells) == "inversion")
+                      & cells["status"].isin(["done", "refused"])]
+    done = inversion[inversion["status"] == "done"]
+    if done.empty:
         return None, f"no completed inversion attack on {dataset}"
+    shown = with_setting(inversion[inversion["seed"] == done["seed"].min()])
+    return shown.sort_values(["setting", "attack", "defense"]), None
+
+
+def _draw_gallery(results_dir: str | Path, shown: pd.DataFrame, dataset: str, what: str, max_identities: int) -> Drawn:
     references = ResultsDir(results_dir).references(dataset)
     if not references.exists():
         return None, f"no reference images of {dataset} in the results (written by its jobs)"
-    shown = with_setting(inversion[inversion["seed"] == inversion["seed"].min()])
-    shown = shown[shown["status"].isin(["done", "refused"])]
-    if strongest is not None:
-        shown = _strongest(shown, strongest)
     with np.load(references, allow_pickle=False) as npz:
         private, names = npz["images"], [str(n) for n in npz["names"]]
     k = min(max_identities, len(private))
@@ -85,23 +116,10 @@ def gallery(results_dir: str | Path, cells: pd.DataFrame, dataset: str, max_iden
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(names[i], fontsize=9, rotation=30, ha="left", rotation_mode="anchor")
-        axes[r, 0].set_ylabel(textwrap.fill(label, 34, replace_whitespace=False), fontsize=9, rotation=0, ha="right",
-                              va="center")
-    what = f"the baseline and the {strongest} strongest attacks, no defense" if strongest else "every cell"
+        wrapped = "\n".join(textwrap.fill(line, 34) for line in label.split("\n"))
+        axes[r, 0].set_ylabel(wrapped, fontsize=9, rotation=0, ha="right", va="center")
     fig.suptitle(f"{dataset}: what each attack recovered ({what})", fontsize=11)
     return fig, None
-
-
-def _strongest(cells: pd.DataFrame, n: int) -> pd.DataFrame:
-    """The undefended baseline and the ``n`` undefended attacks the leading judge reads highest."""
-    undefended = cells[(cells["defense"] == "none") & (cells["status"] == "done")]
-    reading = next((m for m in ("acc@1:open", "acc@1") if m in undefended and undefended[m].notna().any()), None)
-    baseline = (undefended["baseline"].fillna(False).astype(bool) if "baseline" in undefended
-                else pd.Series(False, index=undefended.index))
-    attacks = undefended[~baseline]
-    if reading is not None:
-        attacks = attacks.sort_values(reading, ascending=False, kind="stable")
-    return pd.concat([undefended[baseline], attacks.head(n)])
 
 
 def leak_heatmap(metrics: pd.DataFrame, cells: pd.DataFrame, metric: str = "acc@1") -> Drawn:
@@ -127,28 +145,27 @@ def leak_heatmap(metrics: pd.DataFrame, cells: pd.DataFrame, metric: str = "acc@
 
 
 def privacy_utility(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
-    """Per defense, one point: what it costs an honest user (the accuracy through its outputs)
-    against what still leaks — the strongest attack's lift over the no-inversion baseline (the
-    open-set judge's where the grid has one) and, where the grid has membership attacks, the
-    strongest tpr@1%fpr — each seed's best attack, then the mean over seeds."""
-    lift = "lift:open" if (metrics["metric"] == "lift:open").any() else "lift"
-    leaks = {f"inversion leak (best {lift})": lift, "membership leak (best tpr@1%fpr)": "tpr@1%fpr"}
+    """Per defense, one point: what it costs an honest user (the accuracy through its outputs;
+    an access guard's false blocks are in the defense table, not here) against what still leaks
+    — the strongest attack's lift over the no-inversion baseline (the open-set judge's where the
+    setting has one) and, where the grid has membership attacks, the strongest tpr@1%fpr — each
+    seed's best attack, then the mean over seeds."""
     baselines = set(cells.loc[cells["baseline"].fillna(False).astype(bool), "attack"]) if "baseline" in cells else set()
-    utility = cells.groupby(["cell_id"])["oracle_acc"].first()
+    utility = cells.set_index("cell_id")["oracle_acc"]
+    rows = with_setting(metrics[(metrics["target_class"] == "all") & ~metrics["attack"].isin(baselines)])
+    open_set = set(rows.loc[rows["metric"] == "lift:open", "setting"])
+    leak = np.where(rows["setting"].isin(open_set), "lift:open", "lift")
+    inversion = rows[rows["metric"] == leak].assign(leak="inversion leak (best lift)")
+    membership = rows[rows["metric"] == "tpr@1%fpr"].assign(leak="membership leak (best tpr@1%fpr)")
     panels = []
-    for label, metric in leaks.items():
-        rows = rows_of(metrics, metric)
-        rows = rows[~rows["attack"].isin(baselines)]
-        if rows.empty:
-            continue
-        rows = with_setting(rows.assign(x=rows["cell_id"].map(utility).astype(float)))
-        per_seed = rows.groupby(["setting", "defense", "seed"]).agg(x=("x", "mean"), y=("value", "max")).reset_index()
+    for data in (inversion, membership):
+        per_seed = (data.assign(x=data["cell_id"].map(utility).astype(float))
+                    .groupby(["leak", "setting", "defense", "seed"]).agg(x=("x", "mean"), y=("value", "max")).reset_index())
         if per_seed["defense"].nunique() >= 2:
-            panels.append(per_seed.assign(leak=label))
+            panels.append(per_seed)
     if not panels:
-        return None, f"needs at least two defenses with {lift} or tpr@1%fpr rows (a lift needs the baseline attack)"
-    data = pd.concat(panels)
-    summary = data.groupby(["leak", "setting", "defense"]).agg(
+        return None, "needs at least two defenses with lift or tpr@1%fpr rows (a lift needs the baseline attack)"
+    summary = pd.concat(panels).groupby(["leak", "setting", "defense"]).agg(
         x=("x", "mean"), y=("y", "mean"), xerr=("x", _half), yerr=("y", _half)).reset_index()
     grid = sns.relplot(data=summary, x="x", y="y", hue="defense", style="defense", row="leak", col="setting",
                        kind="scatter", s=80, height=3.4, aspect=1.2, facet_kws={"sharex": False, "sharey": False})
@@ -157,10 +174,11 @@ def privacy_utility(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
                                                            yerr=np.nan_to_num(r["yerr"]), fmt="none", ecolor="gray",
                                                            alpha=0.5)
     for (leak, setting), ax in grid.axes_dict.items():
-        ax.set_title(f"{setting}", fontsize=10)
+        reading = "lift:open" if setting in open_set else "lift"
+        ax.set_title(setting if "membership" in leak else f"{setting} ({reading})", fontsize=10)
         ax.set_ylabel(leak, fontsize=10)
-        ax.axhline(0.01 if "tpr" in leak else 0, color="gray", lw=0.8, ls=":")  # chance; no more than the baseline
-    grid.set_xlabels("honest user's accuracy (through the defense)", fontsize=10)
+        ax.axhline(0.01 if "membership" in leak else 0, color="gray", lw=0.8, ls=":")  # chance; the baseline
+    grid.set_xlabels("honest user's accuracy through the defended outputs", fontsize=10)
     grid.figure.suptitle("privacy–utility: what each defense costs, what still leaks (best: lower right)",
                          y=1.02, fontsize=11)
     return grid.figure, None

@@ -144,11 +144,19 @@ def _membership(h: Headline, cells: pd.DataFrame, rows: pd.DataFrame) -> None:
     auc = _mean(_per_seed(rows[rows["defense"] == "none"], "auc"), best)
     mine = cells[(cells["attack"] == best) & (cells["defense"] == "none")]
     gap = mine["gap"].mean() if "gap" in mine else math.nan
-    held = mine["population"].max() if "population" in mine else 0
-    holds = (f"{held:.0f} other images from the private data's distribution, none of the challenge set" if held > 0
-             else "no images from the private data's distribution")
     h.membership = (f"**{best}** names {_pm(value, half, 3, signed=False)} of the training images at 1 % false positives (chance "
-                    f"0.010), AUC {auc:.2f}; the target's train–test gap is {gap:.2f}. The attacker holds {holds}.")
+                    f"0.010), AUC {auc:.2f}; the target's train–test gap is {gap:.2f}.{_holding(mine)}")
+
+
+def _holding(cells: pd.DataFrame) -> str:
+    """What the membership attacker holds besides the challenge set; nothing said where the
+    results do not record it."""
+    held = cells["population"].max() if "population" in cells else math.nan
+    if math.isnan(held):
+        return ""
+    if held == 0:
+        return " The attacker holds no images from the private data's distribution."
+    return f" The attacker holds {held:.0f} other images from the private data's distribution, none of the challenge set."
 
 
 def _defense(h: Headline, cells: pd.DataFrame, rows: pd.DataFrame) -> None:
