@@ -116,7 +116,7 @@ def _draw_gallery(results_dir: str | Path, shown: pd.DataFrame, dataset: str, wh
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(names[i], fontsize=9, rotation=30, ha="left", rotation_mode="anchor")
-        wrapped = "\n".join(textwrap.fill(line, 34) for line in label.split("\n"))
+        wrapped = "\n".join(textwrap.fill(line, 34, break_on_hyphens=False) for line in label.split("\n"))
         axes[r, 0].set_ylabel(wrapped, fontsize=9, rotation=0, ha="right", va="center")
     fig.suptitle(f"{dataset}: what each attack recovered ({what})", fontsize=11)
     return fig, None
