@@ -65,3 +65,12 @@ def test_the_membership_sentence_says_nothing_of_a_population_the_results_do_not
     cells, metrics = tables()
     (h,) = headlines(cells.drop(columns="population"), metrics)
     assert h.membership.endswith("the target's train–test gap is 0.40.")
+
+
+def test_a_cut_whose_interval_holds_zero_is_not_called_a_cut():
+    cells, metrics = tables()
+    noisy = (metrics["attack"] == "inv") & (metrics["defense"] == "cheap") & (metrics["metric"] == "lift:open")
+    metrics.loc[noisy, "value"] = metrics.loc[noisy, "seed"].map({0: 0.0, 1: 0.9, 2: 0.1})  # cuts 0.5, -0.39, 0.42
+    (h,) = headlines(cells, metrics)
+    assert h.defense.startswith("no defense that costs at most 0.05 of an honest user's accuracy lowers the strongest "
+                                "attack's lift:open measurably; the largest cut, **cheap**'s, is 0.18 ± ")

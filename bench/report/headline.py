@@ -187,6 +187,11 @@ def _defense(h: Headline, cells: pd.DataFrame, rows: pd.DataFrame) -> None:
         h.defense = (f"no defense that costs at most {AFFORDABLE:.2f} of an honest user's accuracy lowers the strongest "
                      f"attack's {lift}; the nearest, **{defense}**, changes it by {_pm(0.0 - cut[0] + 0.0, cut[1])}.")
         return
+    if cut[0] - cut[1] <= 0:  # an interval over seeds that holds 0 (with two seeds there is none)
+        h.defense = (f"no defense that costs at most {AFFORDABLE:.2f} of an honest user's accuracy lowers the strongest "
+                     f"attack's {lift} measurably; the largest cut, **{defense}**'s, is {_pm(*cut, signed=False)}, "
+                     f"an interval that holds 0, at a cost of {_pm(*cost, signed=False)}.")
+        return
     h.defense = (f"**{defense}** lowers the strongest attack's {lift} by {_pm(*cut, signed=False)} at a cost of "
                  f"{_pm(*cost, signed=False)} in an honest user's accuracy (of the defenses costing at most "
                  f"{AFFORDABLE:.2f}).")
