@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--results", default="results", help="results root; the grid writes <root>/<name>/")
     run.add_argument("--cache", default=None, help="artifact cache (default <results>/.cache)")
     run.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
-                     help="run only cells whose dataset/target/defense/attack/seed matches (repeatable)")
+                     help="run only cells whose dataset/target/defense/attack/seed matches (repeatable: every key "
+                          "given, any of a key's values)")
     run.add_argument("--keep-stale", action="store_true",
                      help="keep complete cells that another code version wrote (default: re-run them)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -360,14 +361,15 @@ def first_sentence(doc: str) -> str:
     return paragraph[: match.start() + 1] if match else paragraph
 
 
-def _parse_only(items: list[str]) -> dict[str, str]:
+def _parse_only(items: list[str]) -> dict[str, tuple[str, ...]]:
+    """``--only`` filters: a cell must match every key given, and one of the values given for it."""
     allowed = ("dataset", "target", "defense", "attack", "seed", "threat_model")
-    only = {}
+    only: dict[str, tuple[str, ...]] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or key not in allowed:
             raise ConfigError(f"--only '{item}': expected KEY=VALUE with KEY one of {', '.join(allowed)}")
-        only[key] = value
+        only[key] = (*only.get(key, ()), value)
     return only
 
 

@@ -92,7 +92,7 @@ def run_grid(
     cache_dir: str | Path | None = None,
     workers: int = 1,
     plugins: tuple[str, ...] = (),
-    only: dict[str, str] | None = None,
+    only: dict[str, tuple[str, ...]] | None = None,
     progress: bool = True,
     executor: str = "local",
     scheduler: str | None = None,
@@ -104,7 +104,8 @@ def run_grid(
     cache = Path(cache_dir) if cache_dir is not None else Path(results_root) / ".cache"
     cells = [c for c in config.cells() if _matches(c.labels(), only or {})]
     if not cells:
-        raise ConfigError(f"--only {only} matches none of the {len(config.cells())} cells of grid '{config.name}'")
+        asked = " ".join(f"--only {k}={v}" for k, values in (only or {}).items() for v in values)
+        raise ConfigError(f"{asked} matches none of the {len(config.cells())} cells of grid '{config.name}'")
     results.remove_stale_temporaries()
     cell_ids = [c.cell_id for c in cells]
     jobs = config.jobs(cells)
@@ -190,5 +191,6 @@ def _record_unfinished_failed(job: JobSpec, results: ResultsDir, error: str, not
         })
 
 
-def _matches(labels: dict[str, Any], only: dict[str, str]) -> bool:
-    return all(str(labels.get(k)) == v or str(labels.get(k)).split("(")[0] == v for k, v in only.items())
+def _matches(labels: dict[str, Any], only: dict[str, tuple[str, ...]]) -> bool:
+    """Every key's label is one of its values (a value may name a family: ``mid`` matches ``mid(beta=0.02)``)."""
+    return all(str(labels.get(k)) in values or str(labels.get(k)).split("(")[0] in values for k, values in only.items())

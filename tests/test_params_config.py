@@ -143,3 +143,13 @@ def test_only_filter_that_matches_nothing_exits_2_and_writes_nothing(tmp_path, c
     assert main(["run", "smoke", "--only", "colour=red", "--results", str(results)]) == 2
     assert "KEY one of dataset, target, defense, attack, seed, threat_model" in capsys.readouterr().err
     assert not results.exists()
+
+
+def test_only_takes_any_of_a_keys_values_and_every_key():
+    from bench.cli import _parse_only
+    from bench.runner import _matches
+
+    only = _parse_only(["defense=mid", "defense=none", "seed=1"])
+    assert only == {"defense": ("mid", "none"), "seed": ("1",)}
+    assert _matches({"defense": "mid(beta=0.02)", "seed": 1}, only) and _matches({"defense": "none", "seed": 1}, only)
+    assert not _matches({"defense": "bido", "seed": 1}, only) and not _matches({"defense": "none", "seed": 0}, only)
