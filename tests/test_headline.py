@@ -74,3 +74,13 @@ def test_a_cut_whose_interval_holds_zero_is_not_called_a_cut():
     (h,) = headlines(cells, metrics)
     assert h.defense.startswith("no defense that costs at most 0.05 of an honest user's accuracy lowers the strongest "
                                 "attack's lift:open measurably; the largest cut, **cheap**'s, is 0.18 ± ")
+
+
+def test_a_weak_open_set_judge_does_not_lead_and_the_sentence_says_why():
+    cells, metrics = tables()
+    cells = cells.assign(open_judge_acc=0.54, open_judge_far=0.34)  # as on the shared Yale faces
+    metrics = pd.concat([metrics, metrics[metrics["metric"] == "lift:open"].assign(metric="lift")])
+    (h,) = headlines(cells, metrics)
+    assert "beyond what the attacker had without inverting" in h.inversion and "by acc@1 (chance" in h.inversion
+    assert h.inversion.endswith("The open-set judge is too weak to lead here (0.54 right on held-out private photos, "
+                                "false accepts 0.34 of public faces), so the closed-set reading leads.")

@@ -2,7 +2,8 @@
 it, as sentences computed from the tables (never written by hand).
 
 - the strongest inversion leak on the undefended target: the attack with the largest mean lift
-  over the no-inversion baseline (by the open-set judge where there is one), with its interval,
+  over the no-inversion baseline (by the open-set judge where there is one strong enough to
+  read, else by the closed-set one, saying why), with its interval,
   what it and the baseline recover, and the judge's accuracy;
 - the strongest membership leak: the attack with the largest mean tpr@1%fpr, its AUC and the
   target's train–test gap;
@@ -31,6 +32,8 @@ from bench.report.stats import MIN_SEEDS, mean_ci  # noqa: E402
 from bench.results import ResultsDir  # noqa: E402
 
 AFFORDABLE = 0.05  # the honest user's accuracy a defense may cost and still be called a trade-off
+OPEN_JUDGE_MIN_ACC = 0.8  # below it, or above OPEN_JUDGE_MAX_FAR, the open-set judge does not lead
+OPEN_JUDGE_MAX_FAR = 0.1  # (on the shared Yale faces it read 0.54 right and 0.34 false accepts)
 NO_INTERVALS = f"no intervals; run with {MIN_SEEDS}+ seeds for them"
 
 
@@ -99,9 +102,26 @@ def picture(results_dir: str | Path, h: Headline, max_identities: int = 8) -> Dr
     return fig, None
 
 
-def _reading(rows: pd.DataFrame) -> tuple[str, str]:
-    """The judge's reading to lead with: the open-set one where the grid has it, else the paper's."""
-    return ("acc@1:open", "lift:open") if (rows["metric"] == "lift:open").any() else ("acc@1", "lift")
+def _reading(rows: pd.DataFrame, cells: pd.DataFrame) -> tuple[str, str]:
+    """The judge's reading to lead with: the open-set one where the grid has it and that judge is
+    strong enough to be read (:func:`_open_judge_weak`), else the paper's."""
+    if (rows["metric"] == "lift:open").any() and not _open_judge_weak(cells):
+        return "acc@1:open", "lift:open"
+    return "acc@1", "lift"
+
+
+def _open_judge_weak(cells: pd.DataFrame) -> str:
+    """Why the open-set judge cannot lead (its accuracy on held-out private photos below
+    :data:`OPEN_JUDGE_MIN_ACC`, or its false accepts of public faces above
+    :data:`OPEN_JUDGE_MAX_FAR`), or '' where it can or there is none."""
+    judged = cells.dropna(subset=["open_judge_acc"]) if "open_judge_acc" in cells else cells[:0]
+    if judged.empty:
+        return ""
+    acc, far = float(judged["open_judge_acc"].iloc[0]), float(judged["open_judge_far"].iloc[0])
+    if acc >= OPEN_JUDGE_MIN_ACC and far <= OPEN_JUDGE_MAX_FAR:
+        return ""
+    return (f"The open-set judge is too weak to lead here ({acc:.2f} right on held-out private photos, false "
+            f"accepts {far:.2f} of public faces), so the closed-set reading leads.")
 
 
 def _per_seed(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -110,7 +130,7 @@ def _per_seed(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def _inversion(h: Headline, cells: pd.DataFrame, rows: pd.DataFrame) -> None:
-    acc, lift = _reading(rows)
+    acc, lift = _reading(rows, cells)
     undefended = rows[rows["defense"] == "none"]
     lifts = _per_seed(undefended, lift)
     if lifts.empty:
@@ -160,7 +180,7 @@ def _holding(cells: pd.DataFrame) -> str:
 
 
 def _defense(h: Headline, cells: pd.DataFrame, rows: pd.DataFrame) -> None:
-    _, lift = _reading(rows)
+    _, lift = _reading(rows, cells)
     baseline = _baseline(cells)
     lifts = _per_seed(rows[rows["attack"] != baseline], lift)
     if lifts.empty or "none" not in set(lifts["defense"]):
@@ -225,7 +245,9 @@ def _judge(cells: pd.DataFrame, reading: str) -> str:
     if reading == "acc@1:open" and pd.notna(r.get("open_judge_acc")):
         return (f"Judge: open-set, {r['open_judge_acc']:.2f} right on held-out private photos, false accepts "
                 f"{r['open_judge_far']:.3f} of public faces.")
-    return f"Judge: the closed-set evaluator ({r['evaluator_data']}), {r['evaluator_acc']:.2f} right on held-out photos."
+    closed = f"Judge: the closed-set evaluator ({r['evaluator_data']}), {r['evaluator_acc']:.2f} right on held-out photos."
+    weak = _open_judge_weak(cells)
+    return f"{closed} {weak}" if weak else closed
 
 
 def _pm(mean: float, half: float, digits: int = 2, signed: bool = True) -> str:
