@@ -202,3 +202,23 @@ def test_the_compact_gallery_shows_the_baseline_and_the_strongest_undefended_att
     # d's mean over seeds (0.5) ties c's; the stable order keeps c, then d: a, e and the defended b are left out
     assert labels == ["private", "look\nnone", "b\nnone", "c\nnone", "d\nnone"]
     assert "the 3 strongest attacks" in fig._suptitle.get_text()
+
+
+def test_privacy_utility_reads_lift_where_the_open_set_judge_is_too_weak():
+    from bench.report.figures import privacy_utility
+
+    cells, rows = [], []
+    for seed in range(3):
+        for defense, acc, lift in (("none", 0.9, 0.5), ("round", 0.88, 0.3)):
+            cid = f"inv-{defense}-{seed}"
+            cells.append({"cell_id": cid, "dataset": "yale", "target": "cnn", "attack": "inv", "defense": defense,
+                          "seed": seed, "kind": "inversion", "baseline": False, "oracle_acc": acc,
+                          "open_judge_acc": 0.54, "open_judge_far": 0.34})
+            rows += [{"cell_id": cid, "dataset": "yale", "target": "cnn", "attack": "inv", "defense": defense,
+                      "seed": seed, "target_class": "all", "metric": metric, "value": value}
+                     for metric, value in (("lift", lift), ("lift:open", -0.2))]
+    fig, _ = privacy_utility(pd.DataFrame(cells), pd.DataFrame(rows))
+    (ax,) = fig.axes[:1]
+    assert ax.get_title() == "yale (lift)"
+    points = [c.get_offsets() for c in ax.collections if len(c.get_offsets())]
+    assert sorted(map(tuple, points[0].round(2).tolist())) == [(0.88, 0.3), (0.9, 0.5)]

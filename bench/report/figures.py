@@ -23,6 +23,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from bench.membership.metrics import roc_points  # noqa: E402
 from bench.metrics.base import rows_of  # noqa: E402
 from bench.report.gallery import show  # noqa: E402
+from bench.report.reading import open_judge_weakness  # noqa: E402
 from bench.report.stats import mean_ci, t_interval  # noqa: E402
 from bench.results import ResultsDir  # noqa: E402
 
@@ -148,12 +149,14 @@ def privacy_utility(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
     """Per defense, one point: what it costs an honest user (the accuracy through its outputs;
     an access guard's false blocks are in the defense table, not here) against what still leaks
     — the strongest attack's lift over the no-inversion baseline (the open-set judge's where the
-    setting has one) and, where the grid has membership attacks, the strongest tpr@1%fpr — each
+    setting has one strong enough to read) and, where the grid has membership attacks, the strongest tpr@1%fpr — each
     seed's best attack, then the mean over seeds."""
     baselines = set(cells.loc[cells["baseline"].fillna(False).astype(bool), "attack"]) if "baseline" in cells else set()
     utility = cells.set_index("cell_id")["oracle_acc"]
     rows = with_setting(metrics[(metrics["target_class"] == "all") & ~metrics["attack"].isin(baselines)])
-    open_set = set(rows.loc[rows["metric"] == "lift:open", "setting"])
+    judged = with_setting(cells)
+    open_set = {setting for setting in rows.loc[rows["metric"] == "lift:open", "setting"].unique()
+                if not open_judge_weakness(judged[judged["setting"] == setting])}
     leak = np.where(rows["setting"].isin(open_set), "lift:open", "lift")
     inversion = rows[rows["metric"] == leak].assign(leak="inversion leak (best lift)")
     membership = rows[rows["metric"] == "tpr@1%fpr"].assign(leak="membership leak (best tpr@1%fpr)")

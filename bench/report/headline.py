@@ -28,12 +28,11 @@ import pandas as pd  # noqa: E402
 from bench.metrics.base import rows_of  # noqa: E402
 from bench.report.figures import Drawn  # noqa: E402
 from bench.report.gallery import show  # noqa: E402
+from bench.report.reading import open_judge_weakness  # noqa: E402
 from bench.report.stats import MIN_SEEDS, mean_ci  # noqa: E402
 from bench.results import ResultsDir  # noqa: E402
 
 AFFORDABLE = 0.05  # the honest user's accuracy a defense may cost and still be called a trade-off
-OPEN_JUDGE_MIN_ACC = 0.8  # below it, or above OPEN_JUDGE_MAX_FAR, the open-set judge does not lead
-OPEN_JUDGE_MAX_FAR = 0.1  # (on the shared Yale faces it read 0.54 right and 0.34 false accepts)
 NO_INTERVALS = f"no intervals; run with {MIN_SEEDS}+ seeds for them"
 
 
@@ -104,24 +103,10 @@ def picture(results_dir: str | Path, h: Headline, max_identities: int = 8) -> Dr
 
 def _reading(rows: pd.DataFrame, cells: pd.DataFrame) -> tuple[str, str]:
     """The judge's reading to lead with: the open-set one where the grid has it and that judge is
-    strong enough to be read (:func:`_open_judge_weak`), else the paper's."""
-    if (rows["metric"] == "lift:open").any() and not _open_judge_weak(cells):
+    strong enough to be read (:func:`bench.report.reading.open_judge_weakness`), else the paper's."""
+    if (rows["metric"] == "lift:open").any() and not open_judge_weakness(cells):
         return "acc@1:open", "lift:open"
     return "acc@1", "lift"
-
-
-def _open_judge_weak(cells: pd.DataFrame) -> str:
-    """Why the open-set judge cannot lead (its accuracy on held-out private photos below
-    :data:`OPEN_JUDGE_MIN_ACC`, or its false accepts of public faces above
-    :data:`OPEN_JUDGE_MAX_FAR`), or '' where it can or there is none."""
-    judged = cells.dropna(subset=["open_judge_acc"]) if "open_judge_acc" in cells else cells[:0]
-    if judged.empty:
-        return ""
-    acc, far = float(judged["open_judge_acc"].iloc[0]), float(judged["open_judge_far"].iloc[0])
-    if acc >= OPEN_JUDGE_MIN_ACC and far <= OPEN_JUDGE_MAX_FAR:
-        return ""
-    return (f"The open-set judge is too weak to lead here ({acc:.2f} right on held-out private photos, false "
-            f"accepts {far:.2f} of public faces), so the closed-set reading leads.")
 
 
 def _per_seed(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -246,7 +231,7 @@ def _judge(cells: pd.DataFrame, reading: str) -> str:
         return (f"Judge: open-set, {r['open_judge_acc']:.2f} right on held-out private photos, false accepts "
                 f"{r['open_judge_far']:.3f} of public faces.")
     closed = f"Judge: the closed-set evaluator ({r['evaluator_data']}), {r['evaluator_acc']:.2f} right on held-out photos."
-    weak = _open_judge_weak(cells)
+    weak = open_judge_weakness(cells)
     return f"{closed} {weak}" if weak else closed
 
 
