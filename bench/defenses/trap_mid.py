@@ -66,7 +66,8 @@ class TrapMID(TrainingDefense):
         identity = torch.randint(k, (len(batch.x),), generator=self._generator)
         trapped = batch.model(blend(batch.x, self.triggers[identity], self.params.blend))
         self._count((trapped.argmax(1) == identity).detach())
-        # added to the loop's CE: (1 - beta) CE + beta CE_trapdoor, exactly
+        # added to the loop's CE: (1 - beta) CE + beta CE_trapdoor, exactly; beside a criterion hook (label
+        # smoothing) the clean term is that criterion less beta CE
         return self.params.beta * (F.cross_entropy(trapped, identity) - F.cross_entropy(batch.logits, batch.y))
 
     def _count(self, hits: Tensor) -> None:
