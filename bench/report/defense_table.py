@@ -14,6 +14,7 @@ import pandas as pd
 
 from bench.metrics.base import decimals, rows_of
 from bench.registry import METRICS
+from bench.report.reading import baseline_attacks
 from bench.report.stats import formatted as fmt
 from bench.report.stats import mean_ci
 
@@ -32,7 +33,7 @@ def defense_table(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     alls = rows_of(metrics, "acc@1", "queries", *MEMBERSHIP_METRICS)
     acc = _wide(alls[~alls["attack"].isin(membership)], ["acc@1", "queries"])
     mia = _wide(alls[alls["attack"].isin(membership)], list(MEMBERSHIP_METRICS))
-    baselines = set(cells.loc[cells["baseline"].fillna(False).astype(bool), "attack"]) if "baseline" in cells else set()
+    baselines = baseline_attacks(cells)
     worst = _worst_cases(acc, baselines)
     utility = done.drop_duplicates([*SETTING, "defense", "seed"])[[*SETTING, "defense", "seed", "oracle_acc"]]
     stages = done.drop_duplicates([*SETTING, "defense"]).set_index([*SETTING, "defense"])["defense_stages"]

@@ -13,7 +13,7 @@ import seaborn as sns
 from IPython.display import Image, Markdown, display
 from matplotlib.figure import Figure
 
-from bench.membership.metrics import roc_points
+from bench.report.figures import membership_roc
 
 
 def show_cell(results_dir: str | Path, cells: pd.DataFrame, metrics: pd.DataFrame, traces: pd.DataFrame,
@@ -42,22 +42,11 @@ def show_cell(results_dir: str | Path, cells: pd.DataFrame, metrics: pd.DataFram
         ax.set_ylabel("acc@1 (evaluator)")
         ax.set_ylim(-0.05, 1.05)
         _display(fig)
-    scores = root / "cells" / cell["cell_id"] / "membership.parquet"
-    if scores.exists():
-        _display(_roc(pd.read_parquet(scores), f"{attack} under {defense}"))
+    roc, _ = membership_roc(root, match)  # a figure only for a finished membership cell
+    if roc is not None:
+        _display(roc)
     record = json.loads((root / "cells" / cell["cell_id"] / "record.json").read_text())
     display(Markdown("```json\n" + json.dumps(record["spec"], indent=1) + "\n```"))
-
-
-def _roc(scores: pd.DataFrame, title: str) -> Figure:
-    """One membership cell's ROC curve on log-log axes, chance dotted."""
-    fpr, tpr = roc_points(scores["score"].to_numpy(), scores["member"].to_numpy())
-    fig, ax = plt.subplots(figsize=(4, 3.4))
-    ax.plot(fpr, tpr)
-    ax.plot([1e-3, 1], [1e-3, 1], color="gray", linestyle=":", linewidth=1)
-    ax.set(xscale="log", yscale="log", xlim=(1e-3, 1), ylim=(1e-3, 1.05), xlabel="false-positive rate",
-           ylabel="true-positive rate", title=title)
-    return fig
 
 
 def _display(fig: Figure) -> None:

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from bench.membership.metrics import roc_points  # noqa: E402
 from bench.metrics.base import rows_of  # noqa: E402
 from bench.report.gallery import show  # noqa: E402
-from bench.report.reading import open_judge_weakness  # noqa: E402
+from bench.report.reading import baseline_attacks, open_judge_weakness  # noqa: E402
 from bench.report.stats import mean_ci, t_interval  # noqa: E402
 from bench.results import ResultsDir  # noqa: E402
 
@@ -63,12 +63,12 @@ def compact_gallery(results_dir: str | Path, cells: pd.DataFrame, dataset: str, 
     reading = next((m for m in ("acc@1:open", "acc@1") if m in undefended and undefended[m].notna().any()), None)
     if reading is None:
         return None, f"no undefended inversion attack on {dataset}"
-    baseline = (undefended["baseline"].fillna(False).astype(bool) if "baseline" in undefended
-                else pd.Series(False, index=undefended.index))
-    ranked = undefended[~baseline].groupby("attack")[reading].mean().sort_values(ascending=False, kind="stable")
-    keep = set(undefended.loc[baseline, "attack"]) | set(ranked.index[:strongest])
+    baselines = baseline_attacks(undefended)
+    ranked = (undefended[~undefended["attack"].isin(baselines)].groupby("attack")[reading].mean()
+              .sort_values(ascending=False, kind="stable"))
+    keep = baselines | set(ranked.index[:strongest])
     shown = shown[(shown["defense"] == "none") & shown["attack"].isin(keep)]
-    order = {a: i for i, a in enumerate([*sorted(set(undefended.loc[baseline, "attack"])), *ranked.index])}
+    order = {a: i for i, a in enumerate([*sorted(baselines), *ranked.index])}
     shown = shown.sort_values("attack", key=lambda a: a.map(order), kind="stable")
     n = len(ranked.index[:strongest])
     return _draw_gallery(results_dir, shown, dataset, f"the baseline and the {n} strongest attacks, no defense",
@@ -151,7 +151,7 @@ def privacy_utility(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
     — the strongest attack's lift over the no-inversion baseline (the open-set judge's where the
     setting has one strong enough to read) and, where the grid has membership attacks, the strongest tpr@1%fpr — each
     seed's best attack, then the mean over seeds."""
-    baselines = set(cells.loc[cells["baseline"].fillna(False).astype(bool), "attack"]) if "baseline" in cells else set()
+    baselines = baseline_attacks(cells)
     utility = cells.set_index("cell_id")["oracle_acc"]
     rows = with_setting(metrics[(metrics["target_class"] == "all") & ~metrics["attack"].isin(baselines)])
     judged = with_setting(cells)
@@ -261,7 +261,7 @@ def leak_map(cells: pd.DataFrame, metrics: pd.DataFrame) -> Drawn:
     attacks) against its inversion leak (each seed's best lift, or acc@1 without a baseline, over
     the inversion attacks) — does a defense stop one leak, both, or neither?"""
     inversion = "lift" if (metrics["metric"] == "lift").any() else "acc@1"
-    baselines = set(cells.loc[cells["baseline"].fillna(False).astype(bool), "attack"]) if "baseline" in cells else set()
+    baselines = baseline_attacks(cells)
     best = {}
     for metric in (inversion, "tpr@1%fpr"):
         rows = with_setting(rows_of(metrics, metric))

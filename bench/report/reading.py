@@ -1,5 +1,7 @@
-"""Which judge's reading leads a sentence or a figure: the open-set judge's (it can say "nobody")
-where it is strong enough to be read, else the closed-set evaluator's (the paper protocol)."""
+"""How the report reads a grid's leak: which attack is the no-inversion baseline a lift is
+measured against, and which judge's reading leads a sentence or a figure — the open-set judge's
+(it can say "nobody") where it is strong enough to be read, else the closed-set evaluator's
+(the paper protocol)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,11 @@ import pandas as pd
 
 OPEN_JUDGE_MIN_ACC = 0.8  # below it, or above OPEN_JUDGE_MAX_FAR, the open-set judge does not lead
 OPEN_JUDGE_MAX_FAR = 0.1  # (on the shared Yale faces it read 0.54 right and 0.34 false accepts)
+
+
+def baseline_attacks(cells: pd.DataFrame) -> set[str]:
+    """The attacks the grid marks as its no-inversion baseline (none in results without the mark)."""
+    return set(cells.loc[cells["baseline"].fillna(False).astype(bool), "attack"]) if "baseline" in cells else set()
 
 
 def open_judge_weakness(cells: pd.DataFrame) -> str:
